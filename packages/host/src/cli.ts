@@ -1,0 +1,158 @@
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { ErrorCodes, SpeakerdError, formatToString, isSpeakerdError } from '@speakerd/plugin-sdk';
+import { ConfigError, configToJson, loadConfig, type ResolvedConfig } from './config.js';
+import { createLogger, LOG_LEVELS, type LogLevel } from './logger.js';
+import { VERSION } from './version.js';
+
+/** Exit codes: 0 fine, 1 failure at run time, 2 bad configuration or usage (PROTOCOL.md section 1). */
+export const EXIT_OK = 0;
+export const EXIT_FAILURE = 1;
+export const EXIT_CONFIG = 2;
+
+export interface GlobalOptions {
+  config?: string;
+  allowRoot?: boolean;
+  logLevel: LogLevel;
+}
+
+/** Thrown to leave with an exit code after the message has been printed. */
+export class ExitError extends Error {
+  constructor(readonly exitCode: number) {
+    super(`exit ${exitCode}`);
+  }
+}
+
+function fail(message: string, code = EXIT_CONFIG): never {
+  process.stderr.write(`speakerd: ${message}\n`);
+  throw new ExitError(code);
+}
+
+/** Print a configuration or plugin error the way people read it (no stack trace), then exit 2. */
+export function failWith(err: unknown): never {
+  if (err instanceof ConfigError) fail(`invalid configuration\n${err.describe()}`);
+  if (isSpeakerdError(err)) fail(err.toString(), err.code === ErrorCodes.BACKEND ? EXIT_FAILURE : EXIT_CONFIG);
+  throw err;
+}
+
+export function refuseRoot(opts: GlobalOptions): void {
+  if (typeof process.getuid === 'function' && process.getuid() === 0 && !opts.allowRoot)
+    fail(
+      `${ErrorCodes.ROOT}: refusing to run as root (a sound server has no need for it); ` +
+        `run as an ordinary user, or pass --allow-root if you really mean it`,
+    );
+}
+
+export async function loadOrFail(opts: GlobalOptions): Promise<ResolvedConfig> {
+  try {
+    return await loadConfig(opts.config);
+  } catch (err) {
+    failWith(err);
+  }
+}
+
+function parseLevel(value: string): LogLevel {
+  if (!(LOG_LEVELS as readonly string[]).includes(value))
+    throw new InvalidArgumentError(`expected one of ${LOG_LEVELS.join(', ')}`);
+  return value as LogLevel;
+}
+
+/** What the subcommands do; the daemon and `play` are provided by the caller so the CLI stays thin. */
+export interface Actions {
+  daemon(opts: GlobalOptions): Promise<number>;
+  play(files: string[], opts: GlobalOptions): Promise<number>;
+}
+
+export function buildProgram(actions: Actions): Command {
+  const program = new Command('speakerd');
+  const addGlobals = (cmd: Command): Command =>
+    cmd
+      .addOption(new Option('-c, --config <file>', 'configuration file (default: search for speakerrc here)'))
+      .addOption(new Option('--allow-root', 'run even as root'))
+      .addOption(
+        new Option('--log-level <level>', `log level: ${LOG_LEVELS.join('|')}`).argParser(parseLevel).default('info'),
+      );
+
+  addGlobals(program)
+    .description(
+      'Audio output host for a music server: decoders stream PCM into a Unix socket, the music server controls\n' +
+        'playback over stdin/stdout (JSON lines), and tracks play back to back, gapless, through one backend.',
+    )
+    .version(VERSION, '-V, --version', 'print the version')
+    .helpOption('-h, --help', 'show this help')
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s), writeOut: (s) => process.stderr.write(s) })
+    .action(async () => {
+      const opts = program.opts<GlobalOptions>();
+      process.exitCode = await actions.daemon(opts);
+    });
+
+  // --help and --version are for people: print them on stdout (the control channel is not in use then)
+  program.configureOutput({ writeOut: (s) => process.stdout.write(s), writeErr: (s) => process.stderr.write(s) });
+
+  addGlobals(program.command('play'))
+    .description('decode FILEs with ffmpeg and play them in order through the configured backend, with progress')
+    .argument('<file...>', 'audio files')
+    .action(async (files: string[], _o: unknown, cmd: Command) => {
+      process.exitCode = await actions.play(files, cmd.optsWithGlobals<GlobalOptions>());
+    });
+
+  addGlobals(program.command('check-config'))
+    .description('validate the configuration and print it, resolved, as JSON (exit 0 valid, 2 invalid)')
+    .action(async (_o: unknown, cmd: Command) => {
+      const opts = cmd.optsWithGlobals<GlobalOptions>();
+      refuseRoot(opts);
+      const config = await loadOrFail(opts);
+      process.stdout.write(
+        JSON.stringify(
+          { file: config.file ?? null, backend: config.backend.plugin.manifest.name, config: configToJson(config) },
+          null,
+          2,
+        ) + '\n',
+      );
+      process.exitCode = EXIT_OK;
+    });
+
+  addGlobals(program.command('plugins'))
+    .description('list the plugins speakerd can load, where from, and whether their backend can run here')
+    .action(async (_o: unknown, cmd: Command) => {
+      const opts = cmd.optsWithGlobals<GlobalOptions>();
+      refuseRoot(opts);
+      const config = await loadOrFail(opts);
+      for (const [name, p] of config.plugins) {
+        const m = p.plugin.manifest;
+        const why = p.plugin.backend ? p.plugin.unavailable?.() : 'no backend in this version';
+        const chosen = config.backend === p ? ' (backend)' : '';
+        process.stdout.write(
+          `${name}${chosen}\t${m.version}\t${p.origin}\t${p.file}\t` +
+            `${why ? `unavailable: ${why}` : 'available'}${m.description ? `\t${m.description}` : ''}\n`,
+        );
+      }
+      process.exitCode = EXIT_OK;
+    });
+
+  return program;
+}
+
+/** Run the CLI; resolves to the exit code. */
+export async function runCli(argv: string[], actions: Actions): Promise<number> {
+  const program = buildProgram(actions);
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return typeof process.exitCode === 'number' ? process.exitCode : EXIT_OK;
+  } catch (err) {
+    if (err instanceof ExitError) return err.exitCode;
+    const code = (err as { code?: string }).code;
+    if (code === 'commander.helpDisplayed' || code === 'commander.version') return EXIT_OK;
+    if (typeof code === 'string' && code.startsWith('commander.')) return EXIT_CONFIG;
+    if (isSpeakerdError(err)) {
+      process.stderr.write(`speakerd: ${(err as SpeakerdError).toString()}\n`);
+      return EXIT_FAILURE;
+    }
+    process.stderr.write(
+      `speakerd: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+    );
+    return EXIT_FAILURE;
+  }
+}
+
+export { createLogger, formatToString };

@@ -1,0 +1,19 @@
+/**
+ * @packageDocumentation
+ * The contract between speakerd and its output backends. A backend package imports only this module.
+ */
+import 'reflect-metadata';
+
+export { inject, injectable, singleton } from 'tsyringe';
+export { z } from 'zod';
+
+export * from './format.js';
+export * from './options.js';
+export * from './errors.js';
+export * from './clock.js';
+export * from './logger.js';
+export * from './backend.js';
+export * from './pacer.js';
+export * from './tokens.js';
+export * from './plugin.js';
+export { SDK_VERSION } from './version.js';
