@@ -1,20 +1,38 @@
-import { createBackend, createHostContainer, pluginContainer } from './container.js';
-import { failWith, loadOrFail, refuseRoot, type GlobalOptions } from './cli.js';
+import { Engine } from './engine/engine.js';
+import { failWith, loadOrFail, refuseRoot, EXIT_FAILURE, EXIT_OK, type GlobalOptions } from './cli.js';
 import { createLogger } from './logger.js';
+import { isSpeakerdError } from '@speakerd/plugin-sdk';
 
 /** `speakerd` with no subcommand: the long-running output host a music server launches. */
 export async function runDaemon(opts: GlobalOptions): Promise<number> {
   refuseRoot(opts);
   const config = await loadOrFail(opts);
   const log = createLogger(opts.logLevel);
-  const c = createHostContainer(config, log);
-  const events = { backendState: () => {}, wake: () => {} };
-  const name = config.backend.plugin.manifest.name;
-  const pc = pluginContainer(c, config.backend, config.options.get(name), events, config.dir);
+  let stopped!: () => void;
+  const done = new Promise<void>((resolve) => (stopped = resolve));
+  const engine = new Engine(config, log, {
+    configArg: opts.config,
+    cwd: process.cwd(),
+    input: process.stdin,
+    output: process.stdout,
+    onStopped: () => stopped(),
+  });
+  const onSignal = (signal: NodeJS.Signals) => void engine.stop(`received ${signal}`);
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  process.on('SIGPIPE', () => {});
   try {
-    createBackend(pc, config.backend);
+    await engine.start();
   } catch (err) {
-    failWith(err);
+    await engine.stop('start-up failed').catch(() => {});
+    if (isSpeakerdError(err)) failWith(err);
+    log.fatal({ err }, 'start-up failed');
+    process.stderr.write(`speakerd: cannot start: ${err instanceof Error ? err.message : String(err)}\n`);
+    return EXIT_FAILURE;
   }
-  failWith(new Error('the play engine is not available yet'));
+  await done;
+  process.off('SIGTERM', onSignal);
+  process.off('SIGINT', onSignal);
+  log.flush?.();
+  return EXIT_OK;
 }

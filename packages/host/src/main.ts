@@ -4,8 +4,9 @@ import { runPlay } from './play.js';
 
 const actions: Actions = { daemon: runDaemon, play: runPlay };
 
-/** Entry point of the `speakerd` binary. */
+/** Entry point of the `speakerd` binary. Exits when the command is done, whatever handles are still open. */
 export async function main(argv = process.argv.slice(2)): Promise<void> {
   const code = await runCli(argv, actions);
-  process.exitCode = code;
+  // stdout/stderr are synchronous for files and pipes on Linux, so nothing written is lost by exiting now
+  process.exit(code);
 }

@@ -18,7 +18,7 @@ export interface TimerHandle {
   readonly __timer: unique symbol;
 }
 
-/** The real clock: `performance.now()` and Node's timers (unref'd: a pending timer never keeps a process alive). */
+/** The real clock: `performance.now()` and Node's timers. */
 export class RealClock implements Clock {
   now(): number {
     return performance.now();

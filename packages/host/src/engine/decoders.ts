@@ -1,0 +1,261 @@
+import { chmodSync, lstatSync, mkdirSync, statSync, unlinkSync } from 'node:fs';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { dirname } from 'node:path';
+import {
+  ENCODINGS,
+  MAX_CHANNELS,
+  MAX_RATE,
+  MIN_CHANNELS,
+  MIN_RATE,
+  isEncoding,
+  type Clock,
+  type Logger,
+  type SampleFormat,
+} from '@speakerd/plugin-sdk';
+import { idProblem } from './ids.js';
+import { parseWavHeader } from './wav.js';
+
+/** Longest header line, not counting the newline (PROTOCOL.md section 3). */
+export const MAX_HEADER_BYTES = 4096;
+
+export type RefusalCode = 'bad-header' | 'header-timeout' | 'duplicate-id' | 'too-many-tracks';
+
+/** A decoder connection whose header has been accepted. */
+export interface AcceptedDecoder {
+  id: string;
+  format: SampleFormat;
+  /** The header said `wav` (format came from the file). */
+  wav: boolean;
+  socket: Socket;
+  /** PCM that arrived together with the header. */
+  initial: Buffer;
+  /** For a WAV stream with a known data size: the PCM bytes still to come (including `initial`). */
+  dataBytes: number | undefined;
+}
+
+/** What the engine decides about a validated header: accept (returns the sink for its PCM) or refuse. */
+export interface DecoderHandler {
+  /** Check id and limits before anything is allocated for the track. */
+  admit(id: string): { ok: true } | { ok: false; code: RefusalCode; message: string };
+  /** The connection is accepted (the `{"ok":true}` line has been sent). */
+  accepted(decoder: AcceptedDecoder): void;
+  /** A connection was refused; report it on the control channel. */
+  refused(code: RefusalCode, message: string, id: string | undefined): void;
+}
+
+export interface DecoderServerOptions {
+  path: string;
+  headerTimeoutMs: () => number;
+}
+
+type Header = { id: string; format: SampleFormat | 'wav' };
+
+/** Validate a header object; a string is the problem. Nothing is allocated from its numbers. */
+export function validateHeader(value: unknown): Header | string {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'the header must be a JSON object';
+  const h = value as Record<string, unknown>;
+  for (const key of Object.keys(h))
+    if (!['id', 'encoding', 'rate', 'channels'].includes(key)) return `unknown header field ${JSON.stringify(key)}`;
+  const idWhy = idProblem(h.id);
+  if (idWhy) return idWhy;
+  const id = h.id as string;
+  if (h.encoding === 'wav') {
+    if (h.rate !== undefined || h.channels !== undefined)
+      return 'with encoding "wav", omit rate and channels (the fmt chunk gives them)';
+    return { id, format: 'wav' };
+  }
+  if (!isEncoding(h.encoding))
+    return `encoding must be one of ${ENCODINGS.join(', ')} or wav, got ${JSON.stringify(h.encoding ?? null)}`;
+  const { rate, channels } = h;
+  if (typeof rate !== 'number' || !Number.isInteger(rate) || rate < MIN_RATE || rate > MAX_RATE)
+    return `rate must be an integer ${MIN_RATE}..${MAX_RATE}, got ${JSON.stringify(rate ?? null)}`;
+  if (typeof channels !== 'number' || !Number.isInteger(channels) || channels < MIN_CHANNELS || channels > MAX_CHANNELS)
+    return `channels must be an integer ${MIN_CHANNELS}..${MAX_CHANNELS}, got ${JSON.stringify(channels ?? null)}`;
+  return { id, format: { encoding: h.encoding, rate, channels } };
+}
+
+/**
+ * The decoder socket: a Unix stream socket, one track per connection. Reads each header without blocking anything
+ * else, under a deadline, answers exactly once, and hands accepted connections to the engine.
+ */
+export class DecoderServer {
+  #server: Server | undefined;
+  #sockets = new Set<Socket>();
+  #listening = false;
+
+  constructor(
+    private readonly opts: DecoderServerOptions,
+    private readonly handler: DecoderHandler,
+    private readonly clock: Clock,
+    private readonly log: Logger,
+  ) {}
+
+  get path(): string {
+    return this.opts.path;
+  }
+
+  /** Create the directory (0700) if needed, replace a stale socket, refuse a live one, listen (0600). */
+  async listen(): Promise<void> {
+    const path = this.opts.path;
+    const dir = dirname(path);
+    try {
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+    } catch (err) {
+      throw new Error(`cannot create the socket directory ${dir}: ${(err as Error).message}`);
+    }
+    const st = statSync(dir);
+    if ((st.mode & 0o022) !== 0 && (st.mode & 0o1000) === 0)
+      throw new Error(`the socket directory ${dir} is writable by other users (mode ${(st.mode & 0o777).toString(8)})`);
+    if (exists(path)) {
+      if (!lstatSync(path).isSocket()) throw new Error(`${path} exists and is not a socket; not replacing it`);
+      if (await isLive(path)) throw new Error(`another process is listening on ${path}`);
+      this.log.info({ path }, 'replacing a stale decoder socket');
+      unlinkSync(path);
+    }
+    const server = createServer({ allowHalfOpen: false }, (s) => this.#connection(s));
+    this.#server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      const old = process.umask(0o177);
+      try {
+        server.listen(path, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      } finally {
+        process.umask(old);
+      }
+    });
+    chmodSync(path, 0o600);
+    this.#listening = true;
+    server.on('error', (err) => this.log.error({ err }, 'decoder socket error'));
+  }
+
+  /** Stop listening, hang up on every decoder, remove the socket file. */
+  async close(): Promise<void> {
+    const server = this.#server;
+    this.#server = undefined;
+    for (const s of this.#sockets) s.destroy();
+    this.#sockets.clear();
+    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+    if (this.#listening) {
+      this.#listening = false;
+      try {
+        unlinkSync(this.opts.path);
+      } catch {
+        // already gone
+      }
+    }
+  }
+
+  #connection(socket: Socket): void {
+    this.#sockets.add(socket);
+    socket.on('close', () => this.#sockets.delete(socket));
+    socket.on('error', (err) => this.log.debug({ err }, 'decoder connection error'));
+    let parts: Buffer[] = [];
+    let size = 0;
+    let done = false;
+    let headerId: string | undefined;
+    let wavHeader: Header | undefined;
+
+    const timer = this.clock.setTimeout(() => {
+      if (!done) refuse('header-timeout', `no complete header within ${this.opts.headerTimeoutMs()} ms`);
+    }, this.opts.headerTimeoutMs());
+
+    const finish = () => {
+      done = true;
+      this.clock.clearTimeout(timer);
+      socket.off('data', onData);
+      socket.off('end', onEnd);
+    };
+    const refuse = (code: RefusalCode, message: string) => {
+      if (done) return;
+      finish();
+      answer(socket, { ok: false, code, message });
+      socket.end();
+      // a peer that never reads its answer must not hold the connection open
+      const kill = this.clock.setTimeout(() => socket.destroy(), 1000);
+      socket.once('close', () => this.clock.clearTimeout(kill));
+      this.handler.refused(code, message, headerId);
+    };
+    const accept = (header: Header, format: SampleFormat, initial: Buffer, dataBytes?: number) => {
+      finish();
+      answer(socket, { ok: true });
+      this.handler.accepted({ id: header.id, format, wav: header.format === 'wav', socket, initial, dataBytes });
+    };
+
+    const onEnd = () => refuse('bad-header', size === 0 ? 'connection closed before a header' : 'connection closed inside the header');
+    const onData = (chunk: Buffer) => {
+      parts.push(chunk);
+      size += chunk.length;
+      const buf = parts.length === 1 ? parts[0]! : Buffer.concat(parts, size);
+      parts = [buf];
+      if (wavHeader) return parseWav(buf);
+      const nl = buf.indexOf(0x0a);
+      if (nl === -1) {
+        if (size > MAX_HEADER_BYTES) refuse('bad-header', `header line longer than ${MAX_HEADER_BYTES} bytes`);
+        return;
+      }
+      if (nl > MAX_HEADER_BYTES) return refuse('bad-header', `header line longer than ${MAX_HEADER_BYTES} bytes`);
+      let value: unknown;
+      try {
+        value = JSON.parse(buf.toString('utf8', 0, nl));
+      } catch (err) {
+        return refuse('bad-header', `header is not JSON: ${(err as Error).message}`);
+      }
+      const header = validateHeader(value);
+      if (typeof header === 'string') {
+        if (typeof value === 'object' && value !== null && !idProblem((value as { id?: unknown }).id))
+          headerId = (value as { id: string }).id;
+        return refuse('bad-header', header);
+      }
+      headerId = header.id;
+      const admitted = this.handler.admit(header.id);
+      if (!admitted.ok) return refuse(admitted.code, admitted.message);
+      const rest = buf.subarray(nl + 1);
+      if (header.format !== 'wav') return accept(header, header.format, Buffer.from(rest));
+      wavHeader = header;
+      parts = [Buffer.from(rest)];
+      size = rest.length;
+      parseWav(parts[0]!);
+    };
+    const parseWav = (buf: Buffer) => {
+      const r = parseWavHeader(buf);
+      if (r.kind === 'more') return;
+      if (r.kind === 'error') return refuse('bad-header', `bad WAV stream: ${r.message}`);
+      // a second check: the id may have been taken while the WAV header was arriving
+      const admitted = this.handler.admit(wavHeader!.id);
+      if (!admitted.ok) return refuse(admitted.code, admitted.message);
+      let pcm = Buffer.from(buf.subarray(r.dataOffset));
+      if (r.dataBytes !== undefined && pcm.length > r.dataBytes) pcm = pcm.subarray(0, r.dataBytes);
+      accept(wavHeader!, r.format, pcm, r.dataBytes);
+    };
+    socket.on('data', onData);
+    socket.on('end', onEnd);
+  }
+}
+
+function answer(socket: Socket, value: unknown): void {
+  if (!socket.writable) return;
+  socket.write(JSON.stringify(value) + '\n');
+}
+
+function exists(path: string): boolean {
+  try {
+    lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function isLive(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const c = createConnection(path);
+    c.once('connect', () => {
+      c.destroy();
+      resolve(true);
+    });
+    c.once('error', () => resolve(false));
+  });
+}

@@ -1,0 +1,220 @@
+import { bytesPerFrame, type SampleFormat } from '@speakerd/plugin-sdk';
+import { createConverter, type Converter } from '../convert/index.js';
+
+/** How a track stands, as `status` reports it; `finished` tracks are no longer reported. */
+export type TrackRole = 'connected' | 'waiting' | 'current' | 'next' | 'finished';
+
+/** The decoder side of a track, as the track sees it: flow control and hang-up. */
+export interface TrackInput {
+  pause(): void;
+  resume(): void;
+  destroy(): void;
+}
+
+/**
+ * One track: PCM from its decoder, buffered in its own format (at most `bufferMs` of it, with back-pressure on the
+ * decoder), converted to the output format as the play loop reads it. Chunks are kept as they arrived; nothing is
+ * copied until conversion, and not even then when the track already is in the output format.
+ */
+export class Track {
+  role: TrackRole;
+  /** The decoder's format; undefined until its header (or WAV fmt chunk) has been read. */
+  input: SampleFormat | undefined;
+  connection: TrackInput | undefined;
+  /** The decoder has closed (or failed): no more input will come. */
+  eof = false;
+
+  /** Output frames handed to the backend. */
+  handed = 0;
+  /** Output frames of this track that are audible by now. */
+  audible = 0;
+  /** Highest position reported, so reports never go backwards. */
+  reported = 0;
+  /** The first frame has been handed to the backend. */
+  started = false;
+  /** `playing` has been sent since the track became current. */
+  announced = false;
+  /** `finished` or `stillborn` has been sent. */
+  answered = false;
+
+  #chunks: Buffer[] = [];
+  #head = 0; // offset into #chunks[0]
+  #inputBytes = 0;
+  #carry: Buffer | undefined;
+  #inputFrameBytes = 0;
+
+  #output: SampleFormat | undefined;
+  #outFrameBytes = 0;
+  #converter: Converter | undefined;
+  #converterEnded = false;
+  #pending: Uint8Array[] = [];
+  #pendingBytes = 0;
+  #paused = false;
+
+  constructor(
+    readonly id: string,
+    role: TrackRole,
+    private readonly bufferMs: number,
+  ) {
+    this.role = role;
+  }
+
+  /** Set the decoder's format (once the header says it). */
+  setInput(format: SampleFormat, connection: TrackInput): void {
+    this.input = format;
+    this.connection = connection;
+    this.#inputFrameBytes = bytesPerFrame(format);
+  }
+
+  /** Input frames buffered. */
+  get inputFrames(): number {
+    return this.#inputFrameBytes === 0 ? 0 : this.#inputBytes / this.#inputFrameBytes;
+  }
+
+  /** Seconds of audio buffered (input not yet converted, plus converted output not yet handed). */
+  bufferedSeconds(): number {
+    let s = this.input ? this.inputFrames / this.input.rate : 0;
+    if (this.#output && this.#outFrameBytes > 0) s += this.#pendingBytes / this.#outFrameBytes / this.#output.rate;
+    return s;
+  }
+
+  /** Output frames still to hand out, estimated at the output rate (exact when no resampling is involved). */
+  remainingOutputFrames(outRate: number): number {
+    let frames = this.#outFrameBytes > 0 ? this.#pendingBytes / this.#outFrameBytes : 0;
+    if (this.input) frames += (this.inputFrames * outRate) / this.input.rate;
+    return frames;
+  }
+
+  /** Enough is buffered to start without starving at once (or the input has ended). */
+  ready(thresholdMs: number): boolean {
+    return this.eof || this.bufferedSeconds() * 1000 >= thresholdMs;
+  }
+
+  /** PCM from the decoder. A trailing partial frame is held until the rest arrives (or dropped at EOF). */
+  pushInput(data: Buffer): void {
+    if (this.eof || this.#inputFrameBytes === 0 || data.length === 0) return;
+    if (this.#carry) {
+      data = Buffer.concat([this.#carry, data]);
+      this.#carry = undefined;
+    }
+    const extra = data.length % this.#inputFrameBytes;
+    if (extra !== 0) {
+      this.#carry = Buffer.from(data.subarray(data.length - extra));
+      data = data.subarray(0, data.length - extra);
+    }
+    if (data.length === 0) return;
+    this.#chunks.push(data);
+    this.#inputBytes += data.length;
+    this.#flowControl();
+  }
+
+  /** The decoder is done. A partial frame left over is dropped. */
+  endInput(): void {
+    this.eof = true;
+    this.#carry = undefined;
+    this.connection = undefined;
+  }
+
+  /** Drop everything and hang up on the decoder. */
+  discard(): void {
+    this.connection?.destroy();
+    this.connection = undefined;
+    this.eof = true;
+    this.#chunks = [];
+    this.#head = 0;
+    this.#inputBytes = 0;
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    this.#carry = undefined;
+    this.#converterEnded = true;
+  }
+
+  /** Fix the output format; called when the track is about to start (a reload may change it before then). */
+  setOutput(format: SampleFormat): void {
+    if (this.#output && this.#converter && this.started) return;
+    this.#output = format;
+    this.#outFrameBytes = bytesPerFrame(format);
+    this.#converter = this.input ? createConverter(this.input, format) : undefined;
+    this.#converterEnded = false;
+  }
+
+  /** All input has been converted and handed out; nothing more will come. */
+  get exhausted(): boolean {
+    return this.eof && this.#inputBytes === 0 && this.#pendingBytes === 0 && (this.#converterEnded || !this.#converter);
+  }
+
+  /**
+   * Up to `maxFrames` output frames, contiguous, or undefined when nothing is available right now. The bytes stay
+   * valid until the track is read again.
+   */
+  read(maxFrames: number): Uint8Array | undefined {
+    if (!this.#output || maxFrames <= 0) return undefined;
+    if (!this.#converter && this.input) this.setOutput(this.#output);
+    const fb = this.#outFrameBytes;
+    const want = maxFrames * fb;
+    while (this.#pendingBytes < want && this.#inputBytes > 0) this.#convertSome(want - this.#pendingBytes);
+    if (this.#pendingBytes === 0 && this.eof && this.#inputBytes === 0 && this.#converter && !this.#converterEnded) {
+      this.#converterEnded = true;
+      const tail = this.#converter.end();
+      if (tail.length > 0) this.#pushPending(Buffer.from(tail));
+    }
+    const first = this.#pending[0];
+    if (!first) return undefined;
+    if (first.length <= want) {
+      this.#pending.shift();
+      this.#pendingBytes -= first.length;
+      return first;
+    }
+    const out = first.subarray(0, want);
+    this.#pending[0] = first.subarray(want);
+    this.#pendingBytes -= want;
+    return out;
+  }
+
+  /** Put output bytes back at the front (the backend took fewer frames, or dropped them on flush). */
+  unread(bytes: Uint8Array): void {
+    if (bytes.length === 0) return;
+    this.#pending.unshift(bytes);
+    this.#pendingBytes += bytes.length;
+  }
+
+  #pushPending(bytes: Uint8Array): void {
+    this.#pending.push(bytes);
+    this.#pendingBytes += bytes.length;
+  }
+
+  #convertSome(wantOutBytes: number): void {
+    const conv = this.#converter!;
+    const inFb = this.#inputFrameBytes;
+    const inRate = this.input!.rate;
+    const outRate = this.#output!.rate;
+    // input frames needed for the output wanted, at least one frame, at most 8192 frames per step
+    const wantIn = Math.min(8192, Math.max(1, Math.ceil(((wantOutBytes / this.#outFrameBytes) * inRate) / outRate)));
+    const chunk = this.#chunks[0]!;
+    const avail = chunk.length - this.#head;
+    const take = Math.min(avail, wantIn * inFb);
+    const slice = chunk.subarray(this.#head, this.#head + take);
+    this.#head += take;
+    this.#inputBytes -= take;
+    if (this.#head >= chunk.length) {
+      this.#chunks.shift();
+      this.#head = 0;
+    }
+    const out = conv.convert(slice);
+    if (out.length > 0) this.#pushPending(conv.passthrough ? out : Buffer.from(out));
+    this.#flowControl();
+  }
+
+  #flowControl(): void {
+    const conn = this.connection;
+    if (!conn || !this.input) return;
+    const full = this.bufferedSeconds() * 1000 >= this.bufferMs;
+    if (full && !this.#paused) {
+      this.#paused = true;
+      conn.pause();
+    } else if (!full && this.#paused) {
+      this.#paused = false;
+      conn.resume();
+    }
+  }
+}

@@ -1,0 +1,244 @@
+import { describe, expect, it } from 'vitest';
+import {
+  RealtimePacer,
+  VirtualClock,
+  bytesPerFrame,
+  type Backend,
+  type Logger,
+  type SampleFormat,
+} from '@speakerd/plugin-sdk';
+import { Player, type PlayerEvent } from '../src/engine/player.js';
+import { Track } from '../src/engine/track.js';
+
+const K = 8; // frames per ms
+const F: SampleFormat = { encoding: 's16le', rate: 1000 * K, channels: 1 };
+const FB = bytesPerFrame(F);
+
+const quiet: Logger = {
+  trace: () => {},
+  debug: () => {},
+  info: () => {},
+  warn: () => {},
+  error: () => {},
+  fatal: () => {},
+  child: () => quiet,
+};
+
+/** A clock-paced backend that records what it is given and when (a test double for a pipe at real time). */
+class RecordingBackend implements Backend {
+  readonly pacing = 'clock' as const;
+  pacer: RealtimePacer;
+  writes: { at: number; bytes: Uint8Array }[] = [];
+  constructor(readonly clock: VirtualClock, leadFrames = 20 * K) {
+    this.pacer = new RealtimePacer(clock, F.rate, leadFrames);
+  }
+  async activate() {
+    this.pacer.start();
+  }
+  writable() {
+    return this.pacer.writable();
+  }
+  write(data: Uint8Array) {
+    const frames = data.length / FB;
+    this.writes.push({ at: this.clock.now(), bytes: Uint8Array.from(data) });
+    this.pacer.wrote(frames);
+    return frames;
+  }
+  delay() {
+    return this.pacer.queued();
+  }
+  async idle() {
+    this.pacer.stop();
+  }
+  async close() {}
+  output(): Int16Array {
+    const all = Buffer.concat(this.writes.map((w) => w.bytes));
+    return new Int16Array(all.buffer, all.byteOffset, all.length / 2);
+  }
+}
+
+/** A device-paced backend that can take audio back (like ALSA's drop). */
+class DeviceBackend extends RecordingBackend {
+  override readonly pacing = 'clock' as const;
+  dropped = 0;
+  flush() {
+    const q = this.pacer.queued();
+    // remove the last q frames from the record and restart pacing
+    let bytes = q * FB;
+    while (bytes > 0 && this.writes.length) {
+      const last = this.writes[this.writes.length - 1]!;
+      if (last.bytes.length <= bytes) {
+        this.writes.pop();
+        bytes -= last.bytes.length;
+      } else {
+        last.bytes = last.bytes.subarray(0, last.bytes.length - bytes);
+        bytes = 0;
+      }
+    }
+    this.dropped += q;
+    this.pacer.start();
+    return q;
+  }
+  resume() {
+    this.pacer.start();
+  }
+}
+
+function pcm(frames: number, value: number): Buffer {
+  const b = Buffer.alloc(frames * FB);
+  for (let i = 0; i < frames; i++) b.writeInt16LE(value, i * FB);
+  return b;
+}
+
+function setup(opts: { earlyFinishMs?: number; backend?: (c: VirtualClock) => RecordingBackend } = {}) {
+  const clock = new VirtualClock();
+  const backend = opts.backend ? opts.backend(clock) : new RecordingBackend(clock);
+  const events: (PlayerEvent & { at: number })[] = [];
+  const player = new Player(clock, quiet, (e) => events.push({ ...e, at: clock.now() }), () => {}, { backend, format: F }, {
+    earlyFinishMs: opts.earlyFinishMs ?? 200,
+    reportIntervalMs: 100,
+    bufferMs: 60_000,
+    startThresholdMs: 50,
+    tickMs: 10,
+    volume: 100,
+  });
+  const track = (id: string, frames: number, value: number, eof = true) => {
+    const t = new Track(id, 'connected', 60_000);
+    t.setInput(F, { pause() {}, resume() {}, destroy() {} });
+    t.pushInput(pcm(frames, value));
+    if (eof) t.endInput();
+    player.tracks.set(id, t);
+    return t;
+  };
+  const run = async (ms: number) => {
+    for (let i = 0; i < ms; i++) {
+      await Promise.resolve();
+      await Promise.resolve();
+      clock.advance(1);
+    }
+    await Promise.resolve();
+  };
+  return { clock, backend, events, player, track, run };
+}
+
+describe('play loop on a virtual clock', () => {
+  it('starts the next track at the exact frame after the current one ends', async () => {
+    const { backend, player, track, run, events } = setup();
+    track('a', 700 * K, 1);
+    track('b', 500 * K, 2);
+    player.play('a', () => undefined as never);
+    player.play('b', () => undefined as never);
+    await run(1500);
+    const out = backend.output();
+    expect(out.length).toBe(1200 * K);
+    expect(Array.from(out.subarray(0, 700 * K)).every((v) => v === 1)).toBe(true);
+    expect(Array.from(out.subarray(700 * K)).every((v) => v === 2)).toBe(true);
+    expect(events.filter((e) => e.type === 'finished').map((e) => e.id)).toEqual(['a', 'b']);
+    // b is announced playing after a is finished
+    const order = events.filter((e) => e.type !== 'playing' || e.position === 0).map((e) => `${e.type}:${e.id}`);
+    expect(order.indexOf('finished:a')).toBeLessThan(order.indexOf('playing:b'));
+  });
+
+  it('reports finished within earlyFinishMs of the end being audible, not before', async () => {
+    const { player, track, run, events } = setup({ earlyFinishMs: 200 });
+    track('a', 1000 * K, 1);
+    player.play('a', () => undefined as never);
+    await run(1500);
+    const fin = events.find((e) => e.type === 'finished')!;
+    // the end of a becomes audible at t = 1000 ms
+    expect(fin.at).toBeGreaterThanOrEqual(800 - 1);
+    expect(fin.at).toBeLessThanOrEqual(800 + 10);
+    expect(events.filter((e) => e.id === 'a' && e.type === 'playing' && e.at > fin.at)).toEqual([]);
+  });
+
+  it('a next track shorter than earlyFinishMs is reported finished as soon as it becomes current', async () => {
+    const { player, track, run, events } = setup({ earlyFinishMs: 200 });
+    track('a', 500 * K, 1);
+    track('short', 100 * K, 2);
+    player.play('a', () => undefined as never);
+    player.play('short', () => undefined as never);
+    await run(1000);
+    const fa = events.find((e) => e.type === 'finished' && e.id === 'a')!;
+    const fs = events.find((e) => e.type === 'finished' && e.id === 'short')!;
+    expect(fs.at).toBe(fa.at);
+  });
+
+  it('late pause: a pause after finished lets that track play out; the next track starts paused', async () => {
+    const { backend, player, track, run, events } = setup({ earlyFinishMs: 200 });
+    track('a', 500 * K, 1);
+    track('b', 300 * K, 2);
+    player.play('a', () => undefined as never);
+    await run(350); // a is finished (reported at ~300 ms) but still playing
+    expect(events.some((e) => e.type === 'finished' && e.id === 'a')).toBe(true);
+    player.pause();
+    player.play('b', () => undefined as never);
+    await run(500);
+    const out = backend.output();
+    expect(out.length).toBe(500 * K); // all of a, none of b
+    const pausedB = events.find((e) => e.type === 'paused' && e.id === 'b')!;
+    expect(pausedB.position).toBe(0);
+    player.resume();
+    await run(600);
+    const out2 = backend.output();
+    expect(out2.length).toBe(800 * K);
+    expect(Array.from(out2.subarray(500 * K)).every((v) => v === 2)).toBe(true);
+  });
+
+  it('pause on a backend that can take audio back replays it after resume; positions never decrease', async () => {
+    const { backend, player, track, run, events } = setup({
+      backend: (c) => new DeviceBackend(c, 50 * K),
+    });
+    const a = track('a', 1000 * K, 0);
+    // a ramp, so that any lost or repeated frame shows
+    a.discard();
+    const t = new Track('a', 'connected', 60_000);
+    t.setInput(F, { pause() {}, resume() {}, destroy() {} });
+    const ramp = Buffer.alloc(1000 * K * FB);
+    for (let i = 0; i < 1000 * K; i++) ramp.writeInt16LE(i, i * FB);
+    t.pushInput(ramp);
+    t.endInput();
+    player.tracks.set('a', t);
+    player.play('a', () => undefined as never);
+    await run(300);
+    player.pause();
+    const paused = events.find((e) => e.type === 'paused')!;
+    expect((backend as DeviceBackend).dropped).toBeGreaterThan(0);
+    await run(300);
+    player.resume();
+    await run(1500);
+    const out = backend.output();
+    expect(Array.from(out)).toEqual(Array.from({ length: 1000 * K }, (_, i) => i));
+    expect(paused.position).toBeGreaterThan(0.2);
+    const positions = events.filter((e) => e.type === 'playing' || e.type === 'paused').map((e) => (e as { position: number }).position);
+    for (let i = 1; i < positions.length; i++) expect(positions[i]!).toBeGreaterThanOrEqual(positions[i - 1]!);
+  });
+
+  it('plays silence while a played track has no audio yet, then the track', async () => {
+    const { backend, player, run, events } = setup();
+    player.play('w', () => new Track('w', 'waiting', 60_000));
+    await run(200);
+    const silent = backend.output().length;
+    expect(silent).toBeGreaterThan(150 * K);
+    expect(Array.from(backend.output()).every((v) => v === 0)).toBe(true);
+    expect(events.filter((e) => e.type === 'playing')).toEqual([]);
+    const t = player.tracks.get('w')!;
+    t.setInput(F, { pause() {}, resume() {}, destroy() {} });
+    t.pushInput(pcm(400 * K, 7));
+    t.endInput();
+    player.inputChanged(t);
+    await run(700);
+    const out = backend.output();
+    expect(Array.from(out.subarray(out.length - 400 * K)).every((v) => v === 7)).toBe(true);
+    expect(events.find((e) => e.type === 'playing')).toMatchObject({ id: 'w', position: 0 });
+  });
+
+  it('runs for a long simulated time without drift: frames handed out track the clock', async () => {
+    const { backend, player, track, run } = setup({ earlyFinishMs: 0 });
+    track('long', 60_000 * K, 3);
+    player.play('long', () => undefined as never);
+    await run(30_000);
+    const n = backend.output().length;
+    expect(n).toBeGreaterThanOrEqual(30_000 * K);
+    expect(n).toBeLessThanOrEqual((30_000 + 20 + 10) * K);
+  });
+});
