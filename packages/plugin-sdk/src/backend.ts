@@ -38,6 +38,13 @@ export interface Backend {
   readonly pacing: Pacing;
 
   /**
+   * How often, in ms, the host should offer frames when the backend has not called {@link HostEvents.wake}
+   * (default 10). A backend that schedules its own sends can ask for less frequent offers and call `wake()` when
+   * it wants more, to save wake-ups.
+   */
+  readonly tickMs?: number;
+
+  /**
    * The format the backend will take, given the configured output format. Return it unchanged when it can be
    * played as is; return a different one when the backend needs it (RTP sends big-endian: s16le → s16be). The
    * host converts every track to what this returns. Throw a SpeakerdError when no usable format exists.

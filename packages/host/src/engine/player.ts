@@ -376,7 +376,7 @@ export class Player {
     }
     if (this.#pendingSwap && !this.#swapping && this.#atSafePoint()) void this.#swap();
     else if (!this.#hasWork() && this.#ledger.unheard === 0 && this.#phase === 'active') void this.#idle();
-    else if (this.#phase === 'active') this.#scheduleTick(this.opts.tickMs);
+    else if (this.#phase === 'active') this.#scheduleTick(this.#slot.backend.tickMs ?? this.opts.tickMs);
   }
 
   /** Nothing handed out is still unheard, and the next source has not started. */
