@@ -214,7 +214,9 @@ describe('control channel', () => {
     const resumed = await s.waitFor((e) => e.type === 'playing' && e.id === 'p', 5000, s.events.length);
     expect(resumed.position).toBeGreaterThanOrEqual(last);
     await s.waitFor((e) => e.type === 'playing' && e.id === 'p' && e.position >= last + 0.2);
-    const positions = s.events.filter((e) => (e.type === 'playing' || e.type === 'paused') && e.id === 'p').map((e) => e.position);
+    const positions = s.events
+      .filter((e) => (e.type === 'playing' || e.type === 'paused') && e.id === 'p')
+      .map((e) => e.position);
     for (let i = 1; i < positions.length; i++) expect(positions[i]).toBeGreaterThanOrEqual(positions[i - 1]);
     expect(await s.close()).toBe(0);
   });
@@ -307,7 +309,9 @@ describe('decoder connections', () => {
       ['{"id":"partial"', 'header-timeout'],
     ];
     for (const [header, code] of cases) {
-      const r = await decoder(s.socket, header, new Uint8Array(0), { end: typeof header !== 'string' || header.endsWith('\n') ? true : false });
+      const r = await decoder(s.socket, header, new Uint8Array(0), {
+        end: typeof header !== 'string' || header.endsWith('\n') ? true : false,
+      });
       expect(r.reply, JSON.stringify(header).slice(0, 80)).toMatchObject({ ok: false, code });
       expect(typeof r.reply!.message).toBe('string');
     }

@@ -29,7 +29,10 @@ class RecordingBackend implements Backend {
   readonly pacing = 'clock' as const;
   pacer: RealtimePacer;
   writes: { at: number; bytes: Uint8Array }[] = [];
-  constructor(readonly clock: VirtualClock, leadFrames = 20 * K) {
+  constructor(
+    readonly clock: VirtualClock,
+    leadFrames = 20 * K,
+  ) {
     this.pacer = new RealtimePacer(clock, F.rate, leadFrames);
   }
   async activate() {
@@ -94,14 +97,21 @@ function setup(opts: { earlyFinishMs?: number; backend?: (c: VirtualClock) => Re
   const clock = new VirtualClock();
   const backend = opts.backend ? opts.backend(clock) : new RecordingBackend(clock);
   const events: (PlayerEvent & { at: number })[] = [];
-  const player = new Player(clock, quiet, (e) => events.push({ ...e, at: clock.now() }), () => {}, { backend, format: F }, {
-    earlyFinishMs: opts.earlyFinishMs ?? 200,
-    reportIntervalMs: 100,
-    bufferMs: 60_000,
-    startThresholdMs: 50,
-    tickMs: 10,
-    volume: 100,
-  });
+  const player = new Player(
+    clock,
+    quiet,
+    (e) => events.push({ ...e, at: clock.now() }),
+    () => {},
+    { backend, format: F },
+    {
+      earlyFinishMs: opts.earlyFinishMs ?? 200,
+      reportIntervalMs: 100,
+      bufferMs: 60_000,
+      startThresholdMs: 50,
+      tickMs: 10,
+      volume: 100,
+    },
+  );
   const track = (id: string, frames: number, value: number, eof = true) => {
     const t = new Track(id, 'connected', 60_000);
     t.setInput(F, { pause() {}, resume() {}, destroy() {} });
@@ -209,7 +219,9 @@ describe('play loop on a virtual clock', () => {
     const out = backend.output();
     expect(Array.from(out)).toEqual(Array.from({ length: 1000 * K }, (_, i) => i));
     expect(paused.position).toBeGreaterThan(0.2);
-    const positions = events.filter((e) => e.type === 'playing' || e.type === 'paused').map((e) => (e as { position: number }).position);
+    const positions = events
+      .filter((e) => e.type === 'playing' || e.type === 'paused')
+      .map((e) => (e as { position: number }).position);
     for (let i = 1; i < positions.length; i++) expect(positions[i]!).toBeGreaterThanOrEqual(positions[i - 1]!);
   });
 

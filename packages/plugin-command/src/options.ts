@@ -1,6 +1,6 @@
 import { bool, intRange, nonEmptyString, oneOf, z } from '@speakerd/plugin-sdk';
 
-/** The `command` section of speakerrc. */
+/** The `command` section of speakerrc. Every key has a default, so `{}` (or no section at all) validates. */
 export const options = z
   .strictObject({
     /** Shell command (run with `sh -c`) that reads raw PCM in the output format on its stdin. */
@@ -14,7 +14,26 @@ export const options = z
     /** Restart back-off after the command exits: first delay and ceiling, in ms. */
     restartMinMs: intRange(10, 60_000).default(100),
     restartMaxMs: intRange(10, 600_000).default(10_000),
+    /**
+     * Keep the command running while nothing plays (DisOrder's behaviour) instead of ending it when the host goes
+     * idle. It gets no data while idle.
+     */
+    keepRunning: bool().default(false),
+    /**
+     * How long stopping the command waits at each step: after its stdin is closed for it to exit, then after
+     * SIGTERM, then after SIGKILL (in ms). Stopping therefore never takes longer than three times this.
+     */
+    stopTimeoutMs: intRange(10, 60_000).default(2000),
+  })
+  .superRefine((value, ctx) => {
+    if (value.restartMinMs > value.restartMaxMs)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['restartMaxMs'],
+        message: `must not be less than restartMinMs (${value.restartMinMs}), got ${value.restartMaxMs}`,
+      });
   })
   .prefault({});
 
+/** The validated `command` section, defaults applied. */
 export type CommandOptions = z.infer<typeof options>;

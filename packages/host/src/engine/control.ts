@@ -25,7 +25,8 @@ export type Command =
   | { type: 'volume'; volume: number; seq?: number }
   | { type: 'plugin'; name: string; message: Record<string, unknown>; seq?: number };
 
-export type Parsed = { ok: true; command: Command } | { ok: false; code: ErrorCode; message: string; seq?: number; id?: string };
+export type Parsed =
+  { ok: true; command: Command } | { ok: false; code: ErrorCode; message: string; seq?: number; id?: string };
 
 const BUILTIN = new Set(['play', 'cancel', 'pause', 'resume', 'reload', 'status', 'volume']);
 
@@ -51,8 +52,13 @@ export function parseCommand(line: string, isPluginCommand: (type: string) => bo
     return withSeq({ ok: false as const, code: 'bad-command' as const, message: 'a command needs a string "type"' });
   const type = o.type;
   if (!BUILTIN.has(type)) {
-    if (isPluginCommand(type)) return { ok: true, command: withSeq({ type: 'plugin' as const, name: type, message: o }) };
-    return withSeq({ ok: false as const, code: 'unknown-command' as const, message: `unknown command ${JSON.stringify(type)}` });
+    if (isPluginCommand(type))
+      return { ok: true, command: withSeq({ type: 'plugin' as const, name: type, message: o }) };
+    return withSeq({
+      ok: false as const,
+      code: 'unknown-command' as const,
+      message: `unknown command ${JSON.stringify(type)}`,
+    });
   }
   switch (type) {
     case 'play':
@@ -100,7 +106,9 @@ export class ControlChannel {
       },
       () => this.send({ type: 'error', code: 'line-too-long', message: `line longer than ${MAX_LINE_BYTES} bytes` }),
     );
-    this.input.on('data', (chunk: Buffer | string) => splitter.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk));
+    this.input.on('data', (chunk: Buffer | string) =>
+      splitter.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk),
+    );
     this.input.on('end', () => this.onEnd());
     this.input.on('error', () => this.onEnd());
     this.output.on('error', () => {

@@ -184,7 +184,8 @@ export class DecoderServer {
       this.handler.accepted({ id: header.id, format, wav: header.format === 'wav', socket, initial, dataBytes });
     };
 
-    const onEnd = () => refuse('bad-header', size === 0 ? 'connection closed before a header' : 'connection closed inside the header');
+    const onEnd = () =>
+      refuse('bad-header', size === 0 ? 'connection closed before a header' : 'connection closed inside the header');
     const onData = (chunk: Buffer) => {
       parts.push(chunk);
       size += chunk.length;

@@ -93,9 +93,16 @@ export class Engine {
         volume: this.#config.host.volume,
       },
     );
-    if (this.#config.host.volume !== 100 && slot.backend.setVolume) await slot.backend.setVolume(this.#config.host.volume);
+    if (this.#config.host.volume !== 100 && slot.backend.setVolume)
+      await slot.backend.setVolume(this.#config.host.volume);
     for (const [name, loaded] of this.#config.plugins) {
-      const c = pluginContainer(this.#container, loaded, this.#config.options.get(name), this.#events(name), this.#config.dir);
+      const c = pluginContainer(
+        this.#container,
+        loaded,
+        this.#config.options.get(name),
+        this.#events(name),
+        this.#config.dir,
+      );
       const ext = createExtension(c, loaded);
       if (!ext) continue;
       await ext.init?.();
@@ -167,11 +174,18 @@ export class Engine {
 
   async #makeBackend(config: ResolvedConfig): Promise<BackendSlot> {
     const name = config.backend.plugin.manifest.name;
-    const c = pluginContainer(this.#container, config.backend, config.options.get(name), this.#events(name), config.dir);
+    const c = pluginContainer(
+      this.#container,
+      config.backend,
+      config.options.get(name),
+      this.#events(name),
+      config.dir,
+    );
     const backend: Backend = createBackend(c, config.backend);
     await backend.init?.();
     const format: SampleFormat = backend.negotiate ? backend.negotiate(config.host.format) : config.host.format;
-    for (const key of [...this.#commands.keys()]) if (key.startsWith(`${this.#backendName}.`)) this.#commands.delete(key);
+    for (const key of [...this.#commands.keys()])
+      if (key.startsWith(`${this.#backendName}.`)) this.#commands.delete(key);
     for (const [cmd, h] of Object.entries(backend.commands ?? {})) this.#commands.set(`${name}.${cmd}`, h);
     return { backend, format };
   }
@@ -202,7 +216,11 @@ export class Engine {
     const t = track;
     const socket = d.socket;
     let left = d.dataBytes;
-    t.setInput(d.format, { pause: () => socket.pause(), resume: () => socket.resume(), destroy: () => socket.destroy() });
+    t.setInput(d.format, {
+      pause: () => socket.pause(),
+      resume: () => socket.resume(),
+      destroy: () => socket.destroy(),
+    });
     this.#control.send({ type: 'arrived', id: d.id, format: { ...d.format } });
     const take = (chunk: Buffer) => {
       if (left !== undefined) {
@@ -226,7 +244,12 @@ export class Engine {
   }
 
   #refused(code: RefusalCode, message: string, id: string | undefined): void {
-    this.#control.send({ type: 'error', code, message: `decoder refused: ${message}`, ...(id === undefined ? {} : { id }) });
+    this.#control.send({
+      type: 'error',
+      code,
+      message: `decoder refused: ${message}`,
+      ...(id === undefined ? {} : { id }),
+    });
   }
 
   // ------------------------------------------------------------ control
@@ -253,7 +276,11 @@ export class Engine {
     } catch (err) {
       this.#log.error({ err }, 'command failed');
       const seq = parsed.command.seq;
-      this.#error('bad-command', `command failed: ${err instanceof Error ? err.message : String(err)}`, seq === undefined ? {} : { seq });
+      this.#error(
+        'bad-command',
+        `command failed: ${err instanceof Error ? err.message : String(err)}`,
+        seq === undefined ? {} : { seq },
+      );
     }
   }
 
@@ -297,7 +324,8 @@ export class Engine {
         if (hw) {
           Promise.resolve(hw.call(player.backend, cmd.volume)).then(
             () => this.#control.send({ type: 'volume', volume: cmd.volume, ...seq }),
-            (err: unknown) => this.#error('backend', `volume: ${err instanceof Error ? err.message : String(err)}`, seq),
+            (err: unknown) =>
+              this.#error('backend', `volume: ${err instanceof Error ? err.message : String(err)}`, seq),
           );
           return;
         }
@@ -354,8 +382,7 @@ export class Engine {
     try {
       config = await loadConfig(this.opts.configArg, this.opts.cwd);
     } catch (err) {
-      const message =
-        err instanceof ConfigError ? err.describe() : err instanceof Error ? err.message : String(err);
+      const message = err instanceof ConfigError ? err.describe() : err instanceof Error ? err.message : String(err);
       this.#log.warn({ err: message }, 'reload failed; keeping the old configuration');
       this.#error('config', message, seq);
       return;

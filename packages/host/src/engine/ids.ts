@@ -2,11 +2,13 @@
 export const MAX_ID_CODE_POINTS = 64;
 
 // C0 controls, DEL and C1 controls
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/u;
 
 /** Why `value` is not a valid track id, or undefined when it is. */
 export function idProblem(value: unknown): string | undefined {
-  if (typeof value !== 'string') return `id must be a string, got ${value === undefined ? 'nothing' : JSON.stringify(value)}`;
+  if (typeof value !== 'string')
+    return `id must be a string, got ${value === undefined ? 'nothing' : JSON.stringify(value)}`;
   let n = 0;
   for (const _ of value) n++;
   if (n === 0) return 'id must not be empty';

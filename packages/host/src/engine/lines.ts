@@ -43,7 +43,9 @@ export class LineSplitter {
         return;
       }
       const line =
-        this.#parts.length === 0 ? chunk.subarray(start, end) : Buffer.concat([...this.#parts, chunk.subarray(start, end)]);
+        this.#parts.length === 0
+          ? chunk.subarray(start, end)
+          : Buffer.concat([...this.#parts, chunk.subarray(start, end)]);
       this.#parts = [];
       this.#length = 0;
       this.onLine(line);

@@ -82,6 +82,11 @@ export class Player {
     return this.#slot.format;
   }
 
+  /** The backend is not active: nothing is being played out. */
+  get idle(): boolean {
+    return this.#phase === 'inactive' || this.#phase === 'idling' || this.#phase === 'closing';
+  }
+
   get backend(): Backend {
     return this.#slot.backend;
   }
@@ -430,7 +435,8 @@ export class Player {
     for (;;) {
       const cur = this.current;
       if (!cur || !cur.eof || !cur.input) {
-        if (cur && cur.eof && !cur.input) this.#finish(cur); // played, decoder ended without a header
+        if (cur && cur.eof && !cur.input)
+          this.#finish(cur); // played, decoder ended without a header
         else return;
         continue;
       }

@@ -27,11 +27,13 @@ export function parseWavHeader(buf: Buffer): WavHeader {
   if (buf.length < 12) return { kind: 'more' };
   const riff = buf.toString('latin1', 0, 4);
   if (riff !== 'RIFF' && riff !== 'RF64') return { kind: 'error', message: 'not a RIFF/WAVE stream (no RIFF tag)' };
-  if (buf.toString('latin1', 8, 12) !== 'WAVE') return { kind: 'error', message: 'not a RIFF/WAVE stream (no WAVE tag)' };
+  if (buf.toString('latin1', 8, 12) !== 'WAVE')
+    return { kind: 'error', message: 'not a RIFF/WAVE stream (no WAVE tag)' };
   let off = 12;
   let format: SampleFormat | undefined;
   for (;;) {
-    if (off > MAX_WAV_HEADER_BYTES) return { kind: 'error', message: `no data chunk in the first ${MAX_WAV_HEADER_BYTES} bytes` };
+    if (off > MAX_WAV_HEADER_BYTES)
+      return { kind: 'error', message: `no data chunk in the first ${MAX_WAV_HEADER_BYTES} bytes` };
     if (buf.length < off + 8) return { kind: 'more' };
     const id = buf.toString('latin1', off, off + 4);
     const size = buf.readUInt32LE(off + 4);
