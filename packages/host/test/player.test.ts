@@ -254,3 +254,43 @@ describe('play loop on a virtual clock', () => {
     expect(n).toBeLessThanOrEqual((30_000 + 20 + 10) * K);
   });
 });
+
+describe('per-track formats (formatFor)', () => {
+  it('switches the backend between tracks once the first is audible, and plays the second unconverted', async () => {
+    const G: SampleFormat = { encoding: 's16le', rate: 16000, channels: 1 };
+    class Switching extends RecordingBackend {
+      activations: SampleFormat[] = [];
+      override async activate(format?: SampleFormat) {
+        this.activations.push(format!);
+        this.pacer = new RealtimePacer(this.clock, format!.rate, 160);
+        this.pacer.start();
+      }
+      formatFor(track: SampleFormat) {
+        return track.rate === 16000 ? track : undefined;
+      }
+    }
+    const { backend, player, track, run } = setup({ backend: (c) => new Switching(c) });
+    track('a', 300 * K, 1);
+    const b = new Track('b', 'connected', 60_000);
+    b.setInput(G, { pause() {}, resume() {}, destroy() {} });
+    const bpcm = Buffer.alloc(16000 * 0.2 * 2);
+    for (let i = 0; i < bpcm.length / 2; i++) bpcm.writeInt16LE(i % 1000, i * 2);
+    b.pushInput(bpcm);
+    b.endInput();
+    player.tracks.set('b', b);
+    player.play('a', () => undefined as never);
+    player.play('b', () => undefined as never);
+    await run(1000);
+    const sw = backend as Switching;
+    expect(sw.activations.map((f) => f.rate)).toEqual([8000, 16000]);
+    const all = Buffer.concat(sw.writes.map((w) => w.bytes));
+    expect(all.length).toBe(300 * K * 2 + bpcm.length);
+    expect(Buffer.compare(all.subarray(300 * K * 2), bpcm)).toBe(0);
+    // the switch waited until a was audible: no b bytes before a's last frame was due
+    const firstB = sw.writes.find(
+      (w, i) => i > 0 && Buffer.concat(sw.writes.slice(0, i).map((x) => x.bytes)).length >= 300 * K * 2,
+    )!;
+    expect(firstB.at).toBeGreaterThanOrEqual(300);
+    expect(player.format).toEqual(G);
+  });
+});

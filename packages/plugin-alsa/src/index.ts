@@ -1,4 +1,6 @@
 import { definePlugin, packageInfo } from '@speakerd/plugin-sdk';
+import { AlsaBackend } from './backend.js';
+import { loadBinding } from './binding.js';
 import { options } from './options.js';
 
 const pkg = packageInfo(import.meta.url);
@@ -6,7 +8,13 @@ const pkg = packageInfo(import.meta.url);
 export default definePlugin({
   manifest: { name: 'alsa', version: pkg.version, sdk: '^0.1.0', description: 'a sound card through libasound' },
   options,
+  backend: AlsaBackend,
+  /** The addon was not built, or libasound.so.2 is not installed: says which, and how to get it. */
+  unavailable: () => loadBinding().why,
 });
 
 export { options };
 export type { AlsaOptions } from './options.js';
+export { AlsaBackend, ALSA_ERR_FORMAT, ALSA_ERR_MIXER, TEST_HOOKS_ENV, errnoNumber, mixerCard } from './backend.js';
+export { ALSA_FORMATS } from './formats.js';
+export { ADDON_PATH, loadBinding, type Binding, type FaultSpec } from './binding.js';

@@ -51,6 +51,15 @@ export interface Backend {
    */
   negotiate?(requested: SampleFormat): SampleFormat;
 
+  /**
+   * Per-track output format, for backends that can play tracks in their own format (ALSA's `format: "auto"`, for
+   * bit-perfect output of a library with mixed rates). Given a track's format, return the format to play it in,
+   * or undefined to convert it to the negotiated output format. When the answer differs from the format the
+   * backend is active in, the host lets everything already handed out become audible, then calls
+   * {@link activate} with the new format before the track's first frame (so the switch is not gapless).
+   */
+  formatFor?(track: SampleFormat): SampleFormat | undefined;
+
   /** Once, before anything else: open sockets, check the device exists. Spawn nothing loud. */
   init?(): Promise<void>;
 

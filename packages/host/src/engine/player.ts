@@ -1,6 +1,8 @@
 import {
   bytesPerFrame,
+  formatToString,
   framesForMs,
+  sameFormat,
   type Backend,
   type Clock,
   type Logger,
@@ -63,6 +65,11 @@ export class Player {
   #pendingSwap: (() => Promise<BackendSlot>) | undefined;
   #swapping = false;
   #scratch = new Uint8Array(0);
+  /** The negotiated output format; tracks play in it unless the backend asks for their own (formatFor). */
+  #baseFormat: SampleFormat;
+  /** A track is waiting for the backend to switch to this format. */
+  #formatSwitch: SampleFormat | undefined;
+  #switching = false;
 
   constructor(
     private readonly clock: Clock,
@@ -73,6 +80,7 @@ export class Player {
     private readonly opts: PlayerOptions,
   ) {
     this.#slot = slot;
+    this.#baseFormat = slot.format;
     this.volume = opts.volume;
     this.#frameBytes = bytesPerFrame(slot.format);
     this.#ledger = new OutputLedger(typeof slot.backend.flush === 'function', this.#frameBytes);
@@ -281,7 +289,7 @@ export class Player {
   }
 
   #fill(): void {
-    if (this.#filling || this.#phase !== 'active' || this.#closed) return;
+    if (this.#filling || this.#switching || this.#phase !== 'active' || this.#closed) return;
     this.#filling = true;
     try {
       this.#fillOnce();
@@ -306,6 +314,11 @@ export class Player {
         if (this.#pendingSwap) break; // a backend change waits for this boundary
         if (!src.ready(this.opts.startThresholdMs) || !src.input) {
           if (src.role === 'current' && backend.pacing === 'clock') budget -= this.#writeSilence(budget);
+          break;
+        }
+        const want = this.#formatForTrack(src.input);
+        if (!sameFormat(want, this.#slot.format)) {
+          this.#formatSwitch = want; // switched once what was handed out is audible
           break;
         }
         src.setOutput(this.#slot.format);
@@ -379,9 +392,46 @@ export class Player {
         this.emit({ type: 'playing', id: cur.id, position: this.position(cur) });
       }
     }
-    if (this.#pendingSwap && !this.#swapping && this.#atSafePoint()) void this.#swap();
+    if (this.#formatSwitch && !this.#switching && !this.#pendingSwap) {
+      if (this.#atSafePoint()) void this.#switchFormat(this.#formatSwitch);
+      else this.#scheduleTick(this.#slot.backend.tickMs ?? this.opts.tickMs);
+    } else if (this.#pendingSwap && !this.#swapping && this.#atSafePoint()) void this.#swap();
     else if (!this.#hasWork() && this.#ledger.unheard === 0 && this.#phase === 'active') void this.#idle();
     else if (this.#phase === 'active') this.#scheduleTick(this.#slot.backend.tickMs ?? this.opts.tickMs);
+  }
+
+  /** The format a track plays in: the backend's choice (formatFor), else the negotiated output format. */
+  #formatForTrack(input: SampleFormat): SampleFormat {
+    return this.#slot.backend.formatFor?.(input) ?? this.#baseFormat;
+  }
+
+  /** Re-activate the backend in another format between tracks (backends with per-track formats). */
+  async #switchFormat(format: SampleFormat): Promise<void> {
+    this.#switching = true;
+    this.#formatSwitch = undefined;
+    const backend = this.#slot.backend;
+    try {
+      await backend.activate(format);
+      this.#setFormat(format);
+      this.log.info({ format: formatToString(format) }, 'output format switched for the next track');
+    } catch (err) {
+      this.log.warn({ err, format: formatToString(format) }, 'format switch refused; converting instead');
+      try {
+        await backend.activate(this.#baseFormat);
+        this.#setFormat(this.#baseFormat);
+      } catch (err2) {
+        this.onBackendError(`cannot reopen the backend: ${err2 instanceof Error ? err2.message : String(err2)}`);
+      }
+    } finally {
+      this.#switching = false;
+    }
+    this.kick();
+  }
+
+  #setFormat(format: SampleFormat): void {
+    this.#slot = { backend: this.#slot.backend, format };
+    this.#frameBytes = bytesPerFrame(format);
+    this.#ledger = new OutputLedger(typeof this.#slot.backend.flush === 'function', this.#frameBytes);
   }
 
   /** Nothing handed out is still unheard, and the next source has not started. */
@@ -404,8 +454,8 @@ export class Player {
     }
     try {
       this.#slot = await make();
-      this.#frameBytes = bytesPerFrame(this.#slot.format);
-      this.#ledger = new OutputLedger(typeof this.#slot.backend.flush === 'function', this.#frameBytes);
+      this.#baseFormat = this.#slot.format;
+      this.#setFormat(this.#slot.format);
       this.log.info('backend restarted with the new configuration');
     } catch (err) {
       this.log.error({ err }, 'the new backend failed to start');

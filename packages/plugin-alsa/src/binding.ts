@@ -1,0 +1,127 @@
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** Events the writer thread sends back (through a ThreadSafeFunction). */
+export type NativeEventType = 'open' | 'state' | 'room' | 'drained' | 'closed' | 'log' | 'xrun';
+
+/** The options of one native stream. `format` is an ALSA `snd_pcm_format_t` value. */
+export interface NativeStreamOptions {
+  device: string;
+  format: number;
+  rate: number;
+  channels: number;
+  bufferUs: number;
+  periodUs: number;
+  /** Capacity of the bounded queue in front of the writer thread, in frames. */
+  queueFrames: number;
+  frameBytes: number;
+  /** Let alsa-lib resample (off by default: the granted rate must be the requested one). */
+  allowResample?: boolean;
+}
+
+export interface NativeStreamInfo {
+  phase: 'open' | 'lost' | 'closed';
+  bufferFrames: number;
+  periodFrames: number;
+  queuedFrames: number;
+  capacityFrames: number;
+  deviceDelayFrames: number;
+  framesWritten: number;
+  xruns: number;
+}
+
+/** One PCM stream with its writer thread (native/alsa.cc). */
+export interface NativeStream {
+  open(): void;
+  write(data: Uint8Array): number;
+  writable(): number;
+  delay(): number;
+  flush(): number;
+  drain(close: boolean): void;
+  close(drain: boolean): void;
+  info(): NativeStreamInfo;
+  join(): void;
+}
+
+export interface NativeMixer {
+  setVolume(volume: number): void;
+  close(): void;
+}
+
+/** A fault for the next writes or opens. FOR TESTS ONLY. */
+export interface FaultSpec {
+  /** errno (positive) the next `writeCount` writes fail with. */
+  write?: number;
+  writeCount?: number;
+  /** errno the next `openCount` opens fail with. */
+  open?: number;
+  openCount?: number;
+  /** The writer sleeps this long before each of the next `sleepCount` writes, as if blocked in the device. */
+  sleepMs?: number;
+  sleepCount?: number;
+}
+
+export interface ProbeResult {
+  ok: boolean;
+  errno: number;
+  /** The device opened and refuses the format (as opposed to busy or absent). */
+  fatal: boolean;
+  message: string;
+}
+
+export interface Binding {
+  /** dlopen libasound.so.2; returns why it failed, or undefined. */
+  load(): string | undefined;
+  setLogHandler(fn: ((level: number, message: string) => void) | null): void;
+  probe(opts: Pick<NativeStreamOptions, 'device' | 'format' | 'rate' | 'channels' | 'allowResample'>): ProbeResult;
+  injectFault(spec: FaultSpec): void;
+  clearFaults(): void;
+  Stream: new (
+    opts: NativeStreamOptions,
+    cb: (type: NativeEventType, code: number, text: string, a: number, b: number, msg: string) => void,
+  ) => NativeStream;
+  Mixer: new (card: string, control: string, index: number) => NativeMixer;
+}
+
+const packageDir = join(dirname(fileURLToPath(import.meta.url)), '..');
+/** Where `node-gyp rebuild` puts the addon. */
+export const ADDON_PATH = join(packageDir, 'build', 'Release', 'speakerd_alsa.node');
+
+let cached: { binding?: Binding; why?: string } | undefined;
+
+/** The addon with libasound loaded, or why not (a message saying what is missing and how to get it). */
+export function loadBinding(): { binding?: Binding; why?: string } {
+  if (cached) return cached;
+  if (!existsSync(ADDON_PATH)) {
+    cached = {
+      why:
+        `the native addon is not built (${ADDON_PATH} is missing): install a C++ compiler, make and python3 ` +
+        `(apt-get install g++ make python3), then run "npm rebuild @speakerd/plugin-alsa"`,
+    };
+    return cached;
+  }
+  let binding: Binding;
+  try {
+    binding = createRequire(import.meta.url)(ADDON_PATH) as Binding;
+  } catch (err) {
+    cached = {
+      why:
+        `the native addon cannot be loaded (${err instanceof Error ? err.message : String(err)}): ` +
+        `run "npm rebuild @speakerd/plugin-alsa"`,
+    };
+    return cached;
+  }
+  const problem = binding.load();
+  if (problem) {
+    cached = {
+      why:
+        `libasound.so.2 cannot be loaded (${problem}): install the ALSA library ` +
+        `(apt-get install libasound2, or alsa-lib on other distributions)`,
+    };
+    return cached;
+  }
+  cached = { binding };
+  return cached;
+}

@@ -1,0 +1,142 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { CD, binding, feed, haveAlsa, makeBackend, noise, readCapture, until, type Harness } from './helpers.js';
+import type { SampleFormat } from '@speakerd/plugin-sdk';
+
+const ok = haveAlsa();
+const harnesses: Harness[] = [];
+function make(...args: Parameters<typeof makeBackend>): Harness {
+  const h = makeBackend(...args);
+  harnesses.push(h);
+  return h;
+}
+afterEach(async () => {
+  binding()?.clearFaults();
+  for (const h of harnesses.splice(0)) await h.backend.close();
+});
+
+describe.skipIf(!ok)('alsa backend through the file PCM', () => {
+  it('plays two tracks back to back into the device byte-exact and gapless', async () => {
+    const h = make();
+    const a = noise((44100 * 4 * 3) / 2, 1); // 1.5 s
+    const b = noise(44100 * 4, 2); // 1 s
+    expect(h.backend.negotiate(CD)).toEqual(CD);
+    await h.backend.activate(CD);
+    await feed(h, a, CD);
+    await h.backend.activate(CD); // same format: nothing happens, the stream goes on
+    await feed(h, b, CD);
+    await until(() => h.backend.delay() === 0, 5000, 'delay 0');
+    await h.backend.idle();
+    const got = readCapture(h.file);
+    expect(got.length).toBe(a.length + b.length);
+    expect(Buffer.compare(got, Buffer.concat([a, b]))).toBe(0);
+    expect(h.events.wakes).toBeGreaterThan(0); // room was reported through the ThreadSafeFunction
+    expect(h.events.states.filter((s) => s.state !== 'ok')).toEqual([]);
+  });
+
+  it('refuses a rate the device would have to resample, naming the rates it plays', async () => {
+    const h = make({}, 'speakerd_capture48');
+    expect(() => h.backend.negotiate(CD)).toThrow(/SPEAKERD_ERR_ALSA_FORMAT|does not play 44100 Hz/);
+    try {
+      h.backend.negotiate(CD);
+    } catch (err) {
+      expect((err as { code: string }).code).toBe('SPEAKERD_ERR_ALSA_FORMAT');
+      expect((err as Error).message).toContain('48000 Hz');
+    }
+    await expect(h.backend.activate(CD)).rejects.toMatchObject({ code: 'SPEAKERD_ERR_ALSA_FORMAT' });
+  });
+
+  it('lets the device widen s16le to its S32_LE as documented (x << 16), at the exact rate', async () => {
+    const h = make({}, 'speakerd_capture48');
+    const fmt: SampleFormat = { encoding: 's16le', rate: 48000, channels: 2 };
+    expect(h.backend.negotiate(fmt)).toEqual(fmt);
+    await h.backend.activate(fmt);
+    const a = noise(48000 * 4, 3);
+    await feed(h, a, fmt);
+    await h.backend.idle();
+    const got = readCapture(h.file);
+    expect(got.length).toBe(a.length * 2);
+    const src = new Int16Array(a.buffer, a.byteOffset, a.length / 2);
+    const out = new Int32Array(got.buffer, got.byteOffset, got.length / 4);
+    for (let i = 0; i < src.length; i++) if (out[i] !== src[i]! * 65536) expect(out[i]).toBe(src[i]! * 65536);
+  });
+
+  it('flush() drops what is queued and says how much; replaying that keeps the stream exact', async () => {
+    const h = make();
+    const a = noise(44100 * 4 * 2, 4);
+    await h.backend.activate(CD);
+    // the writer "blocks" on its next write, so the queue holds what we write now
+    binding().injectFault({ sleepMs: 300, sleepCount: 1 });
+    let off = 0;
+    off += h.backend.write(a.subarray(0, 44100 * 4)) * 4;
+    const delay = h.backend.delay();
+    expect(delay).toBeGreaterThan(0);
+    const dropped = h.backend.flush();
+    expect(dropped).toBeGreaterThan(0);
+    expect(dropped).toBeLessThanOrEqual(off / 4);
+    expect(h.backend.delay()).toBe(0);
+    // the host replays the dropped frames after resume
+    off -= dropped * 4;
+    await feed(h, a.subarray(off), CD);
+    await h.backend.idle();
+    expect(Buffer.compare(readCapture(h.file), Buffer.from(a))).toBe(0);
+  });
+
+  it('alsa.format "auto": each track in its own format, reopening only when it changes', async () => {
+    const h = make({ format: 'auto' });
+    const f1: SampleFormat = { encoding: 's16le', rate: 44100, channels: 2 };
+    const f2: SampleFormat = { encoding: 's24le', rate: 96000, channels: 2 };
+    expect(h.backend.formatFor(f1)).toEqual(f1);
+    expect(h.backend.formatFor(f2)).toEqual(f2);
+    const a = noise(44100 * 4, 5);
+    const a2 = noise(44100 * 4, 6);
+    const b = noise(96000 * 6, 7);
+    await h.backend.activate(f1);
+    await feed(h, a, f1);
+    await h.backend.activate(f1); // same format: no reopen
+    await feed(h, a2, f1);
+    await h.backend.activate(f2); // plays out, reopens in 24-bit 96 kHz
+    await feed(h, b, f2);
+    await h.backend.idle();
+    expect(Buffer.compare(readCapture(h.file), Buffer.concat([a, a2, b]))).toBe(0);
+    expect(h.log.entries.some((e) => /reopening/.test(e.msg))).toBe(true);
+    // a format the device refuses falls back to the configured output format (undefined: the host converts)
+    const h48 = make({ format: 'auto' }, 'speakerd_capture48');
+    expect(h48.backend.formatFor(f1)).toBeUndefined();
+    // fixed (the default): never
+    expect(make().backend.formatFor(f2)).toBeUndefined();
+  });
+
+  it('uses the hardware mixer only when configured, with a coded error when the control is missing', async () => {
+    expect(make().backend.setVolume).toBeUndefined();
+    const h = make({ mixer: { control: 'NoSuchControl', index: 0 } });
+    expect(typeof h.backend.setVolume).toBe('function');
+    expect(() => h.backend.setVolume!(50)).toThrow(expect.objectContaining({ code: 'SPEAKERD_ERR_ALSA_MIXER' }));
+  });
+
+  it("sends libasound's own error output to the injected logger, not to stderr", async () => {
+    const h = make({ device: 'speakerd_no_such_pcm' });
+    h.backend.negotiate(CD); // busy or absent is not fatal: a warning
+    await until(
+      () => h.log.entries.some((e) => /libasound: .*speakerd_no_such_pcm/.test(e.msg)),
+      2000,
+      'libasound log',
+    );
+    expect(h.log.entries.some((e) => e.level === 'warn' && /cannot open/.test(e.msg))).toBe(true);
+  });
+
+  it('unavailable() says what is missing and how to get it when libasound cannot be loaded', () => {
+    const dist = fileURLToPath(new URL('../dist/index.js', import.meta.url));
+    const r = spawnSync(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `const p = (await import(${JSON.stringify(dist)})).default; console.log(p.unavailable());`,
+      ],
+      { env: { ...process.env, SPEAKERD_ALSA_LIBRARY: 'libasound-missing.so.2' }, encoding: 'utf8' },
+    );
+    expect(r.stdout).toMatch(/libasound\.so\.2 cannot be loaded .*apt-get install libasound2/);
+  });
+});
