@@ -337,6 +337,39 @@ describe('decoder connections', () => {
     expect(await s.close()).toBe(0);
   });
 
+  it('a flood of silent connections each gets header-timeout while commands are still answered', async () => {
+    const s = await start({ headerTimeoutMs: 400 });
+    const conns = Array.from({ length: 100 }, () => decoder(s.socket, '', new Uint8Array(0), { end: false }));
+    const st = await s.status(); // answered while 100 headers are pending
+    expect(st.type).toBe('status');
+    const replies = await Promise.all(conns);
+    expect(replies.every((r) => r.reply?.code === 'header-timeout')).toBe(true);
+    expect(s.events.filter((e) => e.type === 'error' && e.code === 'header-timeout')).toHaveLength(100);
+    // and decoders are still served afterwards
+    const ok = await decoder(s.socket, { id: 'after', ...OUT }, new Uint8Array(8));
+    expect(ok.reply).toEqual({ ok: true });
+    expect(await s.close()).toBe(0);
+  });
+
+  it('holds at most bufferMs of a track, slowing a fast decoder down, and loses nothing', async () => {
+    const s = await start({ bufferMs: 300 });
+    const pcm = testSignal(OUT, 44100 * 2, 13); // 2 s, written as fast as the socket takes it
+    const conn = decoder(s.socket, { id: 'bp', ...OUT }, pcm, { chunk: 16384 });
+    await new Promise((r) => setTimeout(r, 600));
+    const t = (await s.status()).tracks.find((x: any) => x.id === 'bp');
+    expect(t.eof).toBe(false); // held back: it cannot have delivered 2 s into a 0.3 s buffer
+    // at most one socket read (64 KiB = 0.37 s here) beyond the limit
+    expect(t.bufferedSeconds).toBeLessThanOrEqual(0.3 + 0.372);
+    expect(t.bufferedSeconds).toBeGreaterThanOrEqual(0.29);
+    s.send({ type: 'play', id: 'bp' });
+    await s.waitFor((e) => e.type === 'finished' && e.id === 'bp', 15000);
+    await conn;
+    const file = join(s.dir, 'out.raw');
+    await outputSettles(file, pcm.length);
+    expect(await s.close()).toBe(0);
+    expect(Buffer.compare(readFileSync(file), Buffer.from(pcm))).toBe(0);
+  });
+
   it('a decoder for an id that was played first becomes that track; a trailing partial frame is dropped', async () => {
     const s = await start();
     s.send({ type: 'play', id: 'late' });

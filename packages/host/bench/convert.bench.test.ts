@@ -1,6 +1,6 @@
 /**
  * Throughput figure for the resampler (no timed assertion): run with SPEAKERD_BENCH=1
- *   SPEAKERD_BENCH=1 npx vitest run packages/host/test/convert-bench
+ *   SPEAKERD_BENCH=1 npx vitest run --config vitest.bench.config.ts (npm run bench does)
  */
 import { describe, expect, it } from 'vitest';
 import { createConverter } from '../src/convert/index.js';
