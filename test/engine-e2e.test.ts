@@ -1,5 +1,5 @@
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { bytesPerFrame, type SampleFormat } from '@speakerd/plugin-sdk';
 import { createConverter } from '../packages/host/src/convert/index.js';
@@ -278,13 +278,21 @@ describe('control channel', () => {
     expect(Buffer.compare(readFileSync(join(s.dir, 'out2.raw')), Buffer.from(pcm2))).toBe(0);
   });
 
-  it('exits 0 on SIGTERM and removes its socket', async () => {
-    const s = await start();
-    expect(existsSync(s.socket)).toBe(true);
-    s.child.kill('SIGTERM');
-    expect(await s.exited).toBe(0);
-    expect(existsSync(s.socket)).toBe(false);
-  });
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    it(`exits 0 on ${signal}, stopping the backend, and removes its socket`, async () => {
+      const s = await start({ command: { run: 'cat >> out.raw; echo closed >> out.log' } });
+      expect(existsSync(s.socket)).toBe(true);
+      expect(statSync(dirname(s.socket)).mode & 0o777).toBe(0o700);
+      void decoder(s.socket, { id: 'sig', ...OUT }, testSignal(OUT, 44100, 3));
+      s.send({ type: 'play', id: 'sig' });
+      await s.waitFor((e) => e.type === 'playing');
+      s.child.kill(signal);
+      expect(await s.exited).toBe(0);
+      expect(existsSync(s.socket)).toBe(false);
+      // the command saw EOF on its stdin (the backend was closed, not abandoned)
+      expect(readFileSync(join(s.dir, 'out.log'), 'utf8')).toBe('closed\n');
+    });
+  }
 });
 
 describe('decoder connections', () => {
