@@ -1,4 +1,5 @@
 import { definePlugin, packageInfo } from '@speakerd/plugin-sdk';
+import { RtpBackend } from './backend.js';
 import { options } from './options.js';
 
 const pkg = packageInfo(import.meta.url);
@@ -11,7 +12,24 @@ export default definePlugin({
     description: 'RTP/UDP (RFC 3550/3551) with SDP and RTCP',
   },
   options,
+  backend: RtpBackend,
 });
 
-export { options };
+export { options, RtpBackend };
 export type { RtpOptions } from './options.js';
+export { payloadFor, framesPerPacket, writeRtpHeader, type Payload } from './payload.js';
+export { buildSdp, type SdpParams } from './sdp.js';
+export { buildSap } from './sap.js';
+export { rtcpIntervalMs } from './rtcp.js';
+export {
+  UdpTransport,
+  udpTransport,
+  classify,
+  isMulticast,
+  isBroadcast,
+  type Transport,
+  type TransportFactory,
+  type Destination,
+  type Delivery,
+  type SendDone,
+} from './transport.js';

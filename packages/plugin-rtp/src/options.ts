@@ -33,6 +33,19 @@ const fields = {
   timestampsInSamples: bool().default(false),
   /** Send SAP announcements (RFC 2974) for PipeWire/PulseAudio discovery. */
   sap: bool().default(false),
+  /** Where SAP announcements go (PulseAudio's and PipeWire's default group). */
+  sapAddress: nonEmptyString('an IP address').default('224.0.0.56'),
+  /** SAP port. */
+  sapPort: intRange(1, 65535).default(9875),
+  /** Seconds between SAP announcements. */
+  sapIntervalS: intRange(1, 3600).default(5),
+  /** RTCP canonical name (SDES CNAME); default `speakerd@<host name>`. */
+  cname: nonEmptyString('a canonical name').optional(),
+  /**
+   * A stall of the process shorter than this is caught up by sending the overdue packets at once; after a longer
+   * one (a suspended machine, a clock jump) the schedule and the RTP timestamps move forward instead of bursting.
+   */
+  catchUpMs: intRange(0, 10_000).default(100),
 };
 
 /** The `rtp` section of speakerrc. */

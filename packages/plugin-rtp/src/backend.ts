@@ -1,0 +1,703 @@
+import { randomBytes } from 'node:crypto';
+import { renameSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { isIP, isIPv6 } from 'node:net';
+import { resolve as resolvePath } from 'node:path';
+import {
+  ErrorCodes,
+  RateLimitedLog,
+  SpeakerdError,
+  TOKENS,
+  bytesPerFrame,
+  formatToString,
+  inject,
+  injectable,
+  type Backend,
+  type BackendState,
+  type Clock,
+  type CommandHandler,
+  type CommandMessage,
+  type HostEvents,
+  type Logger,
+  type PluginContext,
+  type SampleFormat,
+  type TimerHandle,
+} from '@speakerd/plugin-sdk';
+import type { RtpOptions } from './options.js';
+import { RTP_HEADER, framesPerPacket, payloadFor, writeRtpHeader, type Payload } from './payload.js';
+import { MAX_CNAME, rtcpIntervalMs, writeBye, writeEmptyRr, writeSdes, writeSr } from './rtcp.js';
+import { buildSap } from './sap.js';
+import { buildSdp } from './sdp.js';
+import {
+  classify,
+  isMulticast,
+  resolveAddress,
+  udpTransport,
+  type Delivery,
+  type Destination,
+  type Transport,
+  type TransportFactory,
+} from './transport.js';
+
+/** How often the host offers frames on its own; the backend wakes it after each packet it sends. */
+export const HOST_TICK_MS = 100;
+/** A timer that fires at most this early still sends the packet (Node's timers can fire up to ~1 ms early). */
+export const EARLY_MS = 1;
+/** Errors stop being reported as `lost` once sending has worked this long without one. */
+export const RECOVER_MS = 3000;
+/** Retry interval for a destination that could not be set up (no route yet, DNS down). */
+export const RETRY_MS = 5000;
+
+const PLUGIN = 'rtp';
+/** The host is asked to top up the queue once this many packets' worth of room is free (fewer host fills). */
+const FILL_PACKETS = 4;
+/** Packet buffers kept at most (16 normally; more only while the kernel holds sends back). */
+const MAX_POOL = 256;
+const NTP_OFFSET_S = 2_208_988_800;
+
+interface PoolEntry {
+  buf: Buffer;
+  /** Sends of this buffer that have not completed (the kernel may still read it). */
+  pending: number;
+  done: (err: Error | null) => void;
+}
+
+function errorText(err: unknown): string {
+  if (err && typeof err === 'object' && 'code' in err && typeof (err as { code: unknown }).code === 'string')
+    return (err as { code: string }).code;
+  return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * The `rtp` backend: L16/L24 over RTP/UDP (RFC 3550, RFC 3551), paced on the injected monotonic clock, with an
+ * SDP file, RTCP sender reports and BYE, optional SAP announcements, and recipients added at run time.
+ *
+ * Frames the host writes are copied into a ring; a single timer sends each packet at its absolute deadline
+ * (`anchor + frames / rate`) and, in the same wake-up, asks the host for more (one wake-up per packet). See the
+ * package README for the wire details.
+ */
+@injectable()
+export class RtpBackend implements Backend {
+  readonly pacing = 'clock' as const;
+  readonly tickMs = HOST_TICK_MS;
+  readonly commands: Readonly<Record<string, CommandHandler>>;
+
+  // ------------------------------------------------------------------ stream identity (RFC 3550 5.1)
+  readonly ssrc: number;
+  #seq: number;
+  readonly #tsBase: number;
+
+  // ------------------------------------------------------------------ format
+  #payload: Payload | undefined;
+  #format: SampleFormat | undefined;
+  #bpf = 4;
+  /** Frames in a full packet. */
+  #framesPerPacket = 1;
+  /** RTP timestamp units per frame: 1, or the channel count in DisOrder-compatible mode. */
+  #tsPerFrame = 1;
+
+  // ------------------------------------------------------------------ queue of frames not yet sent
+  #ring: Buffer = Buffer.alloc(0);
+  #ringFrames = 0;
+  #head = 0;
+  #count = 0;
+  #capacity = 0;
+  #pool: PoolEntry[] = [];
+  #poolNext = 0;
+  #silence: Buffer = Buffer.alloc(0);
+
+  // ------------------------------------------------------------------ timeline
+  /** Frames since the stream began, gaps included: the 64-bit RTP timestamp before the random base. */
+  #cursor = 0;
+  #anchorMs = 0;
+  #anchorFrame = 0;
+  #anchored = false;
+  #running = false;
+  #timer: TimerHandle | undefined;
+  #markNext = true;
+
+  #active = false;
+  #paused = false;
+  #closed = false;
+
+  // ------------------------------------------------------------------ counters (RTCP SR)
+  #packets = 0;
+  #octets = 0;
+  #lastSentMs = -Infinity;
+
+  // ------------------------------------------------------------------ RTCP / SAP
+  #rtcpTimer: TimerHandle | undefined;
+  #rtcpBuf = Buffer.alloc(1024);
+  #rtcpAvgSize = 0;
+  #rtcpInitial = true;
+  #lastRtcpIntervalMs = 5000;
+  readonly #cname: Buffer;
+  #sapTimer: TimerHandle | undefined;
+  #sdp: string | undefined;
+  #sessionId: number;
+
+  // ------------------------------------------------------------------ transport and errors
+  readonly #transport: Transport;
+  #destination: Destination | undefined;
+  #delivery: Delivery = 'unicast';
+  #retryTimer: TimerHandle | undefined;
+  #state: BackendState = 'ok';
+  #lastErrorMs = -Infinity;
+  readonly #errorLog: RateLimitedLog;
+
+  constructor(
+    @inject(TOKENS.Options) private readonly opts: RtpOptions,
+    @inject(TOKENS.Logger) private readonly log: Logger,
+    @inject(TOKENS.Clock) private readonly clock: Clock,
+    @inject(TOKENS.Events) private readonly events: HostEvents,
+    @inject(TOKENS.Context) private readonly context: PluginContext,
+    /** Not injected: the host always gets UDP. Tests pass their own transport. */
+    transportFactory: TransportFactory = udpTransport,
+  ) {
+    const r = randomBytes(10);
+    this.ssrc = r.readUInt32BE(0);
+    this.#seq = r.readUInt16BE(4);
+    this.#tsBase = r.readUInt32BE(6);
+    this.#sessionId = Math.floor(clock.wallNow() / 1000) + NTP_OFFSET_S;
+    this.#errorLog = new RateLimitedLog(() => this.clock.now(), 5, 10_000);
+    let cname = opts.cname ?? `speakerd@${safeHostname()}`;
+    while (Buffer.byteLength(cname) > MAX_CNAME) cname = cname.slice(0, -1);
+    this.#cname = Buffer.from(cname);
+    this.#transport = transportFactory({
+      ttl: opts.ttl,
+      loop: opts.loop,
+      interface: opts.interface,
+      onError: (err, dest) => this.#sendFailed(err, dest),
+    });
+    this.commands = {
+      'add-recipient': (m) => this.#addRecipient(m),
+      'remove-recipient': (m) => this.#removeRecipient(m),
+    };
+  }
+
+  // =================================================================== Backend contract
+
+  negotiate(requested: SampleFormat): SampleFormat {
+    this.#configure(requested);
+    return this.#format!;
+  }
+
+  async init(): Promise<void> {
+    const { opts } = this;
+    let address: string;
+    try {
+      address = await resolveAddress(opts.destination);
+    } catch (err) {
+      if (opts.mode === 'request') address = opts.destination;
+      else
+        throw new SpeakerdError(
+          ErrorCodes.CONFIG,
+          `rtp.destination: cannot resolve ${JSON.stringify(opts.destination)}: ${errorText(err)}`,
+          { plugin: PLUGIN },
+        );
+    }
+    this.#destination = { address, port: opts.port };
+    const auto = isIP(address) ? classify(address) : 'unicast';
+    switch (opts.mode) {
+      case 'multicast':
+        if (!isMulticast(address))
+          throw new SpeakerdError(ErrorCodes.CONFIG, `rtp.destination: ${address} is not a multicast address`, {
+            plugin: PLUGIN,
+          });
+        this.#delivery = 'multicast';
+        break;
+      case 'broadcast':
+        if (isIPv6(address))
+          throw new SpeakerdError(ErrorCodes.CONFIG, 'rtp.destination: IPv6 has no broadcast; use multicast', {
+            plugin: PLUGIN,
+          });
+        this.#delivery = 'broadcast';
+        break;
+      case 'unicast':
+        this.#delivery = 'unicast';
+        break;
+      default:
+        this.#delivery = auto;
+    }
+    if (opts.mode !== 'request') await this.#connectDestination();
+    this.log.info(
+      { destination: `${address}:${opts.port}`, mode: opts.mode, delivery: this.#delivery, ssrc: this.ssrc },
+      'rtp ready',
+    );
+  }
+
+  async activate(format: SampleFormat): Promise<void> {
+    if (this.#closed) throw new SpeakerdError(ErrorCodes.BACKEND, 'the backend is closed', { plugin: PLUGIN });
+    const want = payloadFor(format, this.opts.payloadType).format;
+    if (!this.#format || formatToString(want) !== formatToString(this.#format)) this.#configure(format);
+    this.#active = true;
+    this.#count = 0;
+    this.#head = 0;
+    if (this.#rtcpTimer === undefined) this.#scheduleRtcp();
+    if (this.opts.sap && this.#sapTimer === undefined) this.#announce();
+    if (this.#paused && this.opts.pauseMode === 'silence') this.#start();
+  }
+
+  writable(): number {
+    if (!this.#active || this.#paused) return 0;
+    return this.#capacity - this.#count;
+  }
+
+  write(data: Uint8Array): number {
+    if (!this.#active || this.#paused) return 0;
+    const bpf = this.#bpf;
+    const frames = Math.min(Math.floor(data.length / bpf), this.#capacity - this.#count);
+    if (frames <= 0) return 0;
+    const ringFrames = this.#ringFrames;
+    let tail = this.#head + this.#count;
+    if (tail >= ringFrames) tail -= ringFrames;
+    const first = Math.min(frames, ringFrames - tail);
+    this.#ring.set(first === frames ? data.subarray(0, frames * bpf) : data.subarray(0, first * bpf), tail * bpf);
+    if (first < frames) this.#ring.set(data.subarray(first * bpf, frames * bpf), 0);
+    this.#count += frames;
+    if (!this.#running) this.#start();
+    return frames;
+  }
+
+  delay(): number {
+    return this.#count;
+  }
+
+  flush(): number {
+    const n = this.#count;
+    this.#count = 0;
+    return n;
+  }
+
+  pause(): void {
+    this.#paused = true;
+    if (this.opts.pauseMode === 'silence') {
+      if (this.#active && !this.#running) this.#start();
+      return;
+    }
+    this.#stop();
+  }
+
+  resume(): void {
+    this.#paused = false;
+    // the host writes next; a stopped stream restarts then, with the marker bit and the timestamp moved on
+  }
+
+  async idle(): Promise<void> {
+    this.#active = false;
+    this.#count = 0;
+    this.#stop();
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#active = false;
+    this.#stop();
+    for (const t of [this.#rtcpTimer, this.#sapTimer, this.#retryTimer]) if (t) this.clock.clearTimeout(t);
+    this.#rtcpTimer = this.#sapTimer = this.#retryTimer = undefined;
+    try {
+      const n = this.#buildReport(true);
+      const sends: Promise<void>[] = [this.#transport.sendRtcp(this.#rtcpBuf.subarray(0, n))];
+      if (this.opts.sap && this.#sdp) sends.push(this.#sendSap(true));
+      await withTimeout(Promise.all(sends), 1000);
+    } catch (err) {
+      this.log.warn({ err: errorText(err) }, 'sending BYE failed');
+    }
+    await this.#transport.close();
+  }
+
+  // =================================================================== introspection (tests, status)
+
+  /** Frames per full packet and its duration in ms. */
+  get packetInfo(): { frames: number; ms: number; payloadType: number; encodingName: string } | undefined {
+    const p = this.#payload;
+    if (!p) return undefined;
+    return {
+      frames: this.#framesPerPacket,
+      ms: (this.#framesPerPacket * 1000) / p.format.rate,
+      payloadType: p.payloadType,
+      encodingName: p.encodingName,
+    };
+  }
+
+  /** The SDP text describing the stream (also written to `rtp.sdp`). */
+  get sdp(): string | undefined {
+    return this.#sdp;
+  }
+
+  // =================================================================== format and buffers
+
+  #configure(requested: SampleFormat): void {
+    const payload = payloadFor(requested, this.opts.payloadType);
+    const format = payload.format;
+    this.#payload = payload;
+    this.#format = format;
+    this.#bpf = bytesPerFrame(format);
+    this.#framesPerPacket = framesPerPacket(format, this.opts.mtu);
+    this.#tsPerFrame = this.opts.timestampsInSamples ? format.channels : 1;
+    const n = this.#framesPerPacket;
+    const lead = Math.floor((this.opts.leadMs * format.rate) / 1000);
+    // room for the lead and FILL_PACKETS packets more: the host tops up every FILL_PACKETS packets
+    this.#capacity = lead + FILL_PACKETS * n;
+    this.#ringFrames = this.#capacity;
+    this.#ring = Buffer.alloc(this.#ringFrames * this.#bpf);
+    this.#head = this.#count = 0;
+    const size = RTP_HEADER + n * this.#bpf;
+    this.#pool = [];
+    for (let i = 0; i < 16; i++) this.#pool.push(this.#poolEntry(size));
+    this.#poolNext = 0;
+    this.#silence = Buffer.alloc(n * this.#bpf);
+    this.#writeSdp();
+  }
+
+  #poolEntry(size: number): PoolEntry {
+    const entry: PoolEntry = {
+      buf: Buffer.alloc(size),
+      pending: 0,
+      done: (err) => {
+        entry.pending--;
+        if (err) this.#sendFailed(err, undefined);
+      },
+    };
+    return entry;
+  }
+
+  // =================================================================== pacing
+
+  /** Deadline of frame `frame` on the monotonic clock. */
+  #deadline(frame: number): number {
+    return this.#anchorMs + ((frame - this.#anchorFrame) * 1000) / this.#format!.rate;
+  }
+
+  /** Start sending (after activate, resume, or a dry spell): the timestamp moves on by the time that passed. */
+  #start(): void {
+    const now = this.clock.now();
+    if (!this.#anchored) {
+      this.#anchorMs = now;
+      this.#anchorFrame = this.#cursor;
+      this.#anchored = true;
+    } else {
+      const end = this.#deadline(this.#cursor);
+      if (now > end) this.#reanchor(now, end);
+    }
+    this.#markNext = true;
+    this.#running = true;
+    this.#schedule(this.#deadline(this.#cursor), now);
+  }
+
+  /** Move the schedule to `now`: the frames real time consumed since `due` are skipped in the timestamp. */
+  #reanchor(now: number, due: number): void {
+    this.#cursor += Math.round(((now - due) * this.#format!.rate) / 1000);
+    this.#anchorMs = now;
+    this.#anchorFrame = this.#cursor;
+  }
+
+  #stop(): void {
+    this.#running = false;
+    if (this.#timer) this.clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  #schedule(at: number, now: number): void {
+    if (this.#timer) this.clock.clearTimeout(this.#timer);
+    this.#timer = this.clock.setTimeout(this.#onTimer, Math.max(0, Math.ceil(at - now)));
+  }
+
+  /** One wake-up: send every packet that is due, then ask the host to top up. */
+  readonly #onTimer = (): void => {
+    this.#timer = undefined;
+    if (!this.#running || this.#closed) return;
+    const now = this.clock.now();
+    const n = this.#framesPerPacket;
+    let sent = false;
+    for (;;) {
+      let due = this.#deadline(this.#cursor);
+      if (due > now + EARLY_MS) break;
+      if (now - due > this.opts.catchUpMs) {
+        // a stall or a clock jump: continue at real time from now, never burst to catch up
+        this.#reanchor(now, due);
+        this.#markNext = true;
+        due = now;
+      }
+      if (this.#count > 0) this.#sendPacket(Math.min(n, this.#count), now);
+      else if (this.#paused && this.opts.pauseMode === 'silence') this.#sendSilence(now);
+      else {
+        this.#running = false; // dry: the next write starts a new talkspurt
+        break;
+      }
+      sent = true;
+    }
+    if (this.#running) this.#schedule(this.#deadline(this.#cursor), now);
+    if (sent && !this.#paused && this.#capacity - this.#count >= FILL_PACKETS * n) this.events.wake();
+    else if (!this.#running) this.events.wake();
+  };
+
+  #nextEntry(size: number): PoolEntry {
+    let e = this.#pool[this.#poolNext]!;
+    if (e.pending > 0 && this.#pool.length < MAX_POOL) {
+      // the kernel has not taken this one yet (a send queued in libuv): never overwrite it
+      e = this.#poolEntry(size);
+      this.#pool.splice(this.#poolNext, 0, e);
+    }
+    this.#poolNext = (this.#poolNext + 1) % this.#pool.length;
+    return e;
+  }
+
+  #sendPacket(frames: number, now: number): void {
+    const bpf = this.#bpf;
+    const e = this.#nextEntry(RTP_HEADER + this.#framesPerPacket * bpf);
+    const buf = e.buf;
+    this.#header(buf);
+    const ringFrames = this.#ringFrames;
+    const first = Math.min(frames, ringFrames - this.#head);
+    this.#ring.copy(buf, RTP_HEADER, this.#head * bpf, (this.#head + first) * bpf);
+    if (first < frames) this.#ring.copy(buf, RTP_HEADER + first * bpf, 0, (frames - first) * bpf);
+    this.#head += frames;
+    if (this.#head >= ringFrames) this.#head -= ringFrames;
+    this.#count -= frames;
+    this.#emit(e, frames, now);
+  }
+
+  #sendSilence(now: number): void {
+    const n = this.#framesPerPacket;
+    const e = this.#nextEntry(RTP_HEADER + n * this.#bpf);
+    this.#header(e.buf);
+    this.#silence.copy(e.buf, RTP_HEADER);
+    this.#emit(e, n, now);
+  }
+
+  #header(buf: Buffer): void {
+    writeRtpHeader(
+      buf,
+      this.#markNext,
+      this.#payload!.payloadType,
+      this.#seq,
+      this.#tsBase + this.#cursor * this.#tsPerFrame,
+      this.ssrc,
+    );
+  }
+
+  #emit(e: PoolEntry, frames: number, now: number): void {
+    const bytes = frames * this.#bpf;
+    const len = RTP_HEADER + bytes;
+    const packet = len === e.buf.length ? e.buf : e.buf.subarray(0, len);
+    // a transport may complete synchronously: count the sends after the call, not before it
+    const sends = this.#transport.sendRtp(packet, e.done);
+    e.pending += sends;
+    this.#seq = (this.#seq + 1) & 0xffff;
+    this.#cursor += frames;
+    this.#markNext = false;
+    this.#packets++;
+    this.#octets += bytes;
+    this.#lastSentMs = now;
+    if (this.#state === 'lost' && now - this.#lastErrorMs > RECOVER_MS) {
+      this.#state = 'ok';
+      this.log.info('sending works again');
+      this.events.backendState('ok', 'sending works again');
+    }
+  }
+
+  // =================================================================== errors
+
+  #sendFailed(err: Error, dest: Destination | undefined): void {
+    const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
+    const where = dest ? `${dest.address}:${dest.port}` : e.address ? `${e.address}:${e.port ?? '?'}` : 'a recipient';
+    this.#lastErrorMs = this.clock.now();
+    const { log, suppressed } = this.#errorLog.shouldLog();
+    if (log)
+      this.log.warn(
+        { code: e.code, to: where, ...(suppressed > 0 ? { suppressed } : {}) },
+        `sending to ${where} failed (${errorText(err)}); the datagram is dropped`,
+      );
+    if (this.#state !== 'lost' && !this.#closed) {
+      this.#state = 'lost';
+      this.events.backendState('lost', `sending to ${where} failed: ${errorText(err)}`);
+    }
+  }
+
+  async #connectDestination(): Promise<void> {
+    const dest = this.#destination!;
+    try {
+      await this.#transport.add(dest, this.#delivery);
+      if (this.#state === 'lost' && this.#retryTimer !== undefined) {
+        this.#state = 'ok';
+        this.events.backendState('ok', `sending to ${dest.address}:${dest.port}`);
+      }
+      this.#retryTimer = undefined;
+    } catch (err) {
+      this.#sendFailed(err as Error, dest);
+      this.#retryTimer = this.clock.setTimeout(() => {
+        if (!this.#closed) void this.#connectDestination();
+      }, RETRY_MS);
+    }
+  }
+
+  // =================================================================== SDP, RTCP, SAP
+
+  #writeSdp(): void {
+    const dest = this.#destination ?? { address: this.opts.destination, port: this.opts.port };
+    const address = isIP(dest.address) ? dest.address : '127.0.0.1';
+    const origin = this.#transport.localAddress() ?? (isIPv6(address) ? '::1' : '127.0.0.1');
+    this.#sdp = buildSdp({
+      payload: this.#payload!,
+      destination: address,
+      port: dest.port,
+      ttl: this.opts.ttl,
+      multicast: isMulticast(address),
+      origin,
+      sessionId: this.#sessionId,
+      version: this.#sessionId,
+      ptimeMs: (this.#framesPerPacket * 1000) / this.#format!.rate,
+    });
+    if (!this.opts.sdp) return;
+    const file = resolvePath(this.context.configDir, this.opts.sdp);
+    const tmp = `${file}.${process.pid}.tmp`;
+    try {
+      writeFileSync(tmp, this.#sdp);
+      renameSync(tmp, file);
+    } catch (err) {
+      throw new SpeakerdError(ErrorCodes.CONFIG, `rtp.sdp: cannot write ${file}: ${errorText(err)}`, {
+        plugin: PLUGIN,
+        cause: err,
+      });
+    }
+  }
+
+  /** The RTP timestamp (64-bit count) for the monotonic instant `now`. */
+  #timestampAt(now: number): number {
+    const frames = this.#anchored
+      ? this.#anchorFrame + Math.floor(((now - this.#anchorMs) * this.#format!.rate) / 1000)
+      : this.#cursor;
+    return this.#tsBase + frames * this.#tsPerFrame;
+  }
+
+  /** Compound RTCP packet in #rtcpBuf: SR (or an empty RR once we have stopped sending) + SDES, + BYE. */
+  #buildReport(bye: boolean): number {
+    const buf = this.#rtcpBuf;
+    const now = this.clock.now();
+    let n = 0;
+    const weSent = this.#packets > 0 && now - this.#lastSentMs < 2 * this.#lastRtcpIntervalMs;
+    if (weSent && this.#format)
+      n += writeSr(buf, n, {
+        ssrc: this.ssrc,
+        wallMs: this.clock.wallNow(),
+        rtpTimestamp: this.#timestampAt(now),
+        packets: this.#packets,
+        octets: this.#octets,
+      });
+    else n += writeEmptyRr(buf, n, this.ssrc);
+    n += writeSdes(buf, n, this.ssrc, this.#cname);
+    if (bye) n += writeBye(buf, n, this.ssrc, Buffer.from('speakerd stopped'));
+    return n;
+  }
+
+  #scheduleRtcp(): void {
+    const rate = this.#format?.rate ?? 44100;
+    const ms = rtcpIntervalMs({
+      members: 1 + Math.max(0, this.#transport.list().length),
+      senders: 1,
+      weSent: this.#packets > 0,
+      sessionBandwidth: rate * this.#bpf,
+      avgRtcpSize: this.#rtcpAvgSize || 100,
+      initial: this.#rtcpInitial,
+      random: Math.random(),
+    });
+    this.#lastRtcpIntervalMs = ms;
+    this.#rtcpTimer = this.clock.setTimeout(() => {
+      this.#rtcpTimer = undefined;
+      if (this.#closed) return;
+      this.#rtcpInitial = false;
+      const n = this.#buildReport(false);
+      // RFC 3550 6.3.3: avg_rtcp_size includes the UDP and IP headers
+      const size = n + 28;
+      this.#rtcpAvgSize = this.#rtcpAvgSize === 0 ? size : size / 16 + (15 / 16) * this.#rtcpAvgSize;
+      void this.#transport.sendRtcp(this.#rtcpBuf.subarray(0, n));
+      this.#scheduleRtcp();
+    }, ms);
+  }
+
+  #announce(): void {
+    void this.#sendSap(false);
+    this.#sapTimer = this.clock.setTimeout(() => {
+      this.#sapTimer = undefined;
+      if (!this.#closed) this.#announce();
+    }, this.opts.sapIntervalS * 1000);
+  }
+
+  #sendSap(deletion: boolean): Promise<void> {
+    if (!this.#sdp) return Promise.resolve();
+    const origin = this.#transport.localAddress() ?? '127.0.0.1';
+    const packet = buildSap({ sdp: this.#sdp, origin, msgIdHash: this.#sessionId & 0xffff, deletion });
+    return this.#transport.sendTo(packet, { address: this.opts.sapAddress, port: this.opts.sapPort });
+  }
+
+  // =================================================================== commands
+
+  async #addRecipient(m: CommandMessage): Promise<Record<string, unknown>> {
+    const dest = parseDestination(m);
+    try {
+      await this.#transport.add(dest);
+    } catch (err) {
+      throw new SpeakerdError('bad-command', `cannot send to ${dest.address}:${dest.port}: ${errorText(err)}`, {
+        plugin: PLUGIN,
+      });
+    }
+    this.log.info({ to: `${dest.address}:${dest.port}` }, 'recipient added');
+    return { recipients: this.#transport.list() };
+  }
+
+  async #removeRecipient(m: CommandMessage): Promise<Record<string, unknown>> {
+    const dest = parseDestination(m);
+    if (!(await this.#transport.remove(dest)))
+      throw new SpeakerdError('bad-command', `${dest.address}:${dest.port} is not a recipient`, { plugin: PLUGIN });
+    this.log.info({ to: `${dest.address}:${dest.port}` }, 'recipient removed');
+    return { recipients: this.#transport.list() };
+  }
+}
+
+/** `address` (a host name or IP address) and `port` (1..65534) from a command. */
+function parseDestination(m: CommandMessage): Destination {
+  const { address, port } = m;
+  if (typeof address !== 'string' || address === '' || address.length > 253 || /[\s/]/.test(address))
+    throw new SpeakerdError('bad-command', `address: expected a host name or IP address, got ${shown(address)}`, {
+      plugin: PLUGIN,
+    });
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65534)
+    throw new SpeakerdError(
+      'bad-command',
+      `port: expected an integer 1..65534 (RTCP uses port + 1), got ${shown(port)}`,
+      {
+        plugin: PLUGIN,
+      },
+    );
+  return { address, port };
+}
+
+function shown(v: unknown): string {
+  if (v === undefined) return 'nothing';
+  try {
+    return JSON.stringify(v) ?? String(v);
+  } catch {
+    return String(v);
+  }
+}
+
+function safeHostname(): string {
+  try {
+    return hostname() || 'localhost';
+  } catch {
+    return 'localhost';
+  }
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+  let t: NodeJS.Timeout | undefined;
+  return Promise.race([
+    p.finally(() => clearTimeout(t)),
+    new Promise<undefined>((resolve) => {
+      t = setTimeout(() => resolve(undefined), ms);
+      t.unref?.();
+    }),
+  ]);
+}

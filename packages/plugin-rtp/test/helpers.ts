@@ -1,0 +1,294 @@
+import plugin from '../src/index.js';
+import { RtpBackend } from '../src/backend.js';
+import type { Destination, SendDone, Transport, TransportFactory } from '../src/transport.js';
+import {
+  TOKENS,
+  VirtualClock,
+  bytesPerFrame,
+  type BackendState,
+  type Clock,
+  type HostEvents,
+  type Logger,
+  type PluginContext,
+  type SampleFormat,
+} from '@speakerd/plugin-sdk';
+// after the SDK, which loads reflect-metadata first
+import { container } from 'tsyringe';
+import { createSocket, type Socket } from 'node:dgram';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export const CD: SampleFormat = { encoding: 's16le', rate: 44100, channels: 2 };
+
+export interface LogEntry {
+  level: string;
+  fields: Record<string, unknown>;
+  msg: string;
+}
+
+export function collectingLogger(entries: LogEntry[] = []): Logger & { entries: LogEntry[] } {
+  const make =
+    (level: string) =>
+    (a: string | Record<string, unknown>, b?: string): void => {
+      if (typeof a === 'string') entries.push({ level, fields: {}, msg: a });
+      else entries.push({ level, fields: a, msg: b ?? '' });
+    };
+  const self = {
+    entries,
+    trace: make('trace'),
+    debug: make('debug'),
+    info: make('info'),
+    warn: make('warn'),
+    error: make('error'),
+    fatal: make('fatal'),
+    child: () => self,
+  };
+  return self;
+}
+
+/** Host events whose wake() runs `onWake` at once (the host does it in a microtask: same wake-up). */
+export class TestEvents implements HostEvents {
+  states: { state: BackendState; message: string }[] = [];
+  wakes = 0;
+  onWake: () => void = () => {};
+  backendState(state: BackendState, message: string): void {
+    this.states.push({ state, message });
+  }
+  wake(): void {
+    this.wakes++;
+    this.onWake();
+  }
+}
+
+export interface Harness {
+  backend: RtpBackend;
+  clock: VirtualClock;
+  log: ReturnType<typeof collectingLogger>;
+  events: TestEvents;
+  dir: string;
+  format: SampleFormat;
+  cleanup(): void;
+}
+
+/** Make the backend through a child container, the way the host does (UDP transport), or with `transport`. */
+export async function makeBackend(
+  raw: Record<string, unknown>,
+  requested: SampleFormat = CD,
+  transport?: TransportFactory,
+  clock = new VirtualClock(1000),
+): Promise<Harness> {
+  const dir = mkdtempSync(join(tmpdir(), 'speakerd-rtp-'));
+  const log = collectingLogger();
+  const events = new TestEvents();
+  const context: PluginContext = { configDir: dir, pluginName: 'rtp', hostVersion: '0.0.0-test' };
+  const opts = plugin.options.parse(raw);
+  let backend: RtpBackend;
+  if (transport) {
+    backend = new RtpBackend(opts, log, clock as Clock, events, context, transport);
+  } else {
+    const c = container.createChildContainer();
+    c.register(TOKENS.Options, { useValue: opts });
+    c.register(TOKENS.Logger, { useValue: log });
+    c.register(TOKENS.Clock, { useValue: clock });
+    c.register(TOKENS.Events, { useValue: events });
+    c.register(TOKENS.Context, { useValue: context });
+    backend = c.resolve<RtpBackend>(plugin.backend as never);
+  }
+  await backend.init();
+  const format = backend.negotiate(requested);
+  return { backend, clock, log, events, dir, format, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/**
+ * A host stand-in: on every wake() (and when asked), write as much of `source` as the backend takes; returns a
+ * function that tells how many frames were handed over.
+ */
+export function feeder(h: Harness, source: Uint8Array | (() => Uint8Array | undefined)) {
+  const bpf = bytesPerFrame(h.format);
+  let off = 0;
+  let handed = 0;
+  const fill = () => {
+    if (typeof source === 'function') {
+      for (;;) {
+        const w = h.backend.writable();
+        if (w <= 0) return;
+        const chunk = source();
+        if (!chunk) return;
+        const n = Math.min(w, chunk.length / bpf);
+        const took = h.backend.write(chunk.subarray(0, n * bpf));
+        handed += took;
+        if (took === 0) return;
+      }
+    }
+    const frames = source.length / bpf;
+    while (off < frames) {
+      const w = h.backend.writable();
+      if (w <= 0) return;
+      const n = Math.min(w, frames - off);
+      const took = h.backend.write(source.subarray(off * bpf, (off + n) * bpf));
+      off += took;
+      handed += took;
+      if (took === 0) return;
+    }
+  };
+  h.events.onWake = fill;
+  return { fill, handed: () => handed, done: () => typeof source !== 'function' && off * bpf >= source.length };
+}
+
+export interface RtpPacket {
+  version: number;
+  padding: boolean;
+  marker: boolean;
+  pt: number;
+  seq: number;
+  ts: number;
+  ssrc: number;
+  payload: Buffer;
+  at: number;
+}
+
+export function parseRtp(b: Buffer, at = 0): RtpPacket {
+  const cc = b[0]! & 0x0f;
+  return {
+    version: b[0]! >> 6,
+    padding: (b[0]! & 0x20) !== 0,
+    marker: (b[1]! & 0x80) !== 0,
+    pt: b[1]! & 0x7f,
+    seq: b.readUInt16BE(2),
+    ts: b.readUInt32BE(4),
+    ssrc: b.readUInt32BE(8),
+    payload: b.subarray(12 + cc * 4),
+    at,
+  };
+}
+
+export interface RtcpPart {
+  pt: number;
+  count: number;
+  body: Buffer;
+}
+
+export function parseRtcp(b: Buffer): RtcpPart[] {
+  const out: RtcpPart[] = [];
+  let off = 0;
+  while (off + 4 <= b.length) {
+    const len = (b.readUInt16BE(off + 2) + 1) * 4;
+    out.push({ pt: b[off + 1]!, count: b[off]! & 0x1f, body: b.subarray(off, off + len) });
+    off += len;
+  }
+  return out;
+}
+
+/** A UDP receiver pair on 127.0.0.1 (or ::1): RTP on an even port, RTCP on the next one. */
+export class Receiver {
+  rtp: RtpPacket[] = [];
+  rtcp: Buffer[] = [];
+  constructor(
+    readonly port: number,
+    private readonly a: Socket,
+    private readonly b: Socket,
+  ) {
+    a.on('message', (m) => this.rtp.push(parseRtp(Buffer.from(m), performance.now())));
+    b.on('message', (m) => this.rtcp.push(Buffer.from(m)));
+  }
+  static async open(host = '127.0.0.1'): Promise<Receiver> {
+    const type = host.includes(':') ? 'udp6' : 'udp4';
+    for (let attempt = 0; attempt < 50; attempt++) {
+      const port = 20000 + 2 * Math.floor(Math.random() * 20000);
+      const a = createSocket(type);
+      const b = createSocket(type);
+      try {
+        await bind(a, port, host);
+        await bind(b, port + 1, host);
+        return new Receiver(port, a, b);
+      } catch {
+        a.close();
+        try {
+          b.close();
+        } catch {
+          /* not bound */
+        }
+      }
+    }
+    throw new Error('no free port pair');
+  }
+  async settle(ms = 150): Promise<void> {
+    let last = -1;
+    while (last !== this.rtp.length + this.rtcp.length) {
+      last = this.rtp.length + this.rtcp.length;
+      await sleep(ms);
+    }
+  }
+  close(): void {
+    this.a.close();
+    this.b.close();
+  }
+}
+
+function bind(s: Socket, port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    s.once('error', reject);
+    s.bind(port, host, () => {
+      s.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Advance a virtual clock in steps, letting real I/O (the kernel, the receiver) run between them. */
+export async function run(clock: VirtualClock, ms: number, stepMs = 20): Promise<void> {
+  for (let t = 0; t < ms; t += stepMs) {
+    clock.advance(Math.min(stepMs, ms - t));
+    await new Promise<void>((r) => setImmediate(r));
+  }
+}
+
+/** A recognisable pattern with no all-zero frame. */
+export function pattern(bytes: number, seed = 0): Uint8Array {
+  const out = new Uint8Array(bytes);
+  let x = (seed * 2654435761) >>> 0 || 1;
+  for (let i = 0; i < bytes; i++) {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    out[i] = x & 0xff;
+  }
+  return out;
+}
+
+/** A transport that keeps nothing: `onPacket` sees every RTP packet (valid only during the call). */
+export class FakeTransport implements Transport {
+  recipients: Destination[] = [{ address: '192.0.2.1', port: 5004 }];
+  rtcp: Buffer[] = [];
+  constructor(public onPacket: (p: Buffer) => void = () => {}) {}
+  sendRtp(packet: Buffer, done: SendDone): number {
+    this.onPacket(packet);
+    done(null);
+    return 1;
+  }
+  async sendRtcp(packet: Buffer): Promise<void> {
+    this.rtcp.push(Buffer.from(packet));
+  }
+  async sendTo(): Promise<void> {}
+  async add(d: Destination): Promise<Destination> {
+    if (!this.recipients.some((r) => r.address === d.address && r.port === d.port)) this.recipients.push(d);
+    return d;
+  }
+  async remove(d: Destination): Promise<boolean> {
+    const before = this.recipients.length;
+    this.recipients = this.recipients.filter((r) => !(r.address === d.address && r.port === d.port));
+    return this.recipients.length < before;
+  }
+  list(): Destination[] {
+    return [...this.recipients];
+  }
+  localAddress(): string | undefined {
+    return '192.0.2.2';
+  }
+  async close(): Promise<void> {}
+}

@@ -1,0 +1,368 @@
+#!/usr/bin/env node
+// RTP senders side by side: ffmpeg, GStreamer and speakerd's rtp backend stream the same 44.1 kHz stereo audio at
+// the same time, each to its own 127.0.0.1 port. One receiver (this process) timestamps every packet; CPU comes
+// from /proc/<pid>/stat of each sender. Writes the table to docs/benchmarks.md.
+//
+//   BENCH_SECONDS (default 60)  audio per run      BENCH_RUNS (default 3)  runs; the table shows medians
+//   BENCH_OUT (default docs/benchmarks.md)         BENCH_WRITE=0           print only
+import { spawn, spawnSync } from 'node:child_process';
+import { createSocket } from 'node:dgram';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, createReadStream } from 'node:fs';
+import { connect } from 'node:net';
+import { cpus, tmpdir, release, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const REPO = fileURLToPath(new URL('../..', import.meta.url));
+const SPEAKERD = join(REPO, 'packages/host/bin/speakerd.js');
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 60);
+const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+const OUT = process.env.BENCH_OUT ?? join(REPO, 'docs/benchmarks.md');
+const RATE = 44100;
+const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function have(cmd, args) {
+  const r = spawnSync(cmd, args, { stdio: 'ignore' });
+  return !r.error && r.status === 0;
+}
+
+/** utime + stime of a process in seconds, or undefined once it is gone. */
+function cpuOf(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / CLK_TCK; // fields 14 and 15
+  } catch {
+    return undefined;
+  }
+}
+
+function quantile(sorted, q) {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * (sorted.length - 1) + 0.5))];
+}
+const median = (xs) =>
+  quantile(
+    [...xs].sort((a, b) => a - b),
+    0.5,
+  );
+
+async function bindPair() {
+  for (;;) {
+    const port = 30000 + 2 * Math.floor(Math.random() * 15000);
+    const a = createSocket('udp4');
+    const b = createSocket('udp4');
+    try {
+      await new Promise((res, rej) => (a.once('error', rej), a.bind(port, '127.0.0.1', res)));
+      await new Promise((res, rej) => (b.once('error', rej), b.bind(port + 1, '127.0.0.1', res)));
+      return { port, rtp: a, rtcp: b };
+    } catch {
+      for (const x of [a, b]) {
+        try {
+          x.close();
+        } catch {
+          // not bound
+        }
+      }
+    }
+  }
+}
+
+/** Per-stream packet log: arrival (ms, monotonic), unwrapped RTP timestamp, and CPU samples of the sender. */
+function stream(name) {
+  return { name, pid: 0, arrivals: [], ts: [], lastTs: undefined, unwrap: 0, cpu: [], lastSample: -Infinity, bytes: 0 };
+}
+
+function onPacket(s, msg) {
+  const now = performance.now();
+  if (msg.length < 12) return;
+  let ts = msg.readUInt32BE(4);
+  if (s.lastTs !== undefined && ts < s.lastTs && s.lastTs - ts > 2 ** 31) s.unwrap += 2 ** 32;
+  s.lastTs = ts;
+  s.arrivals.push(now);
+  s.ts.push(ts + s.unwrap);
+  s.bytes += msg.length - 12;
+  if (s.pid && now - s.lastSample > 200) {
+    const c = cpuOf(s.pid);
+    if (c !== undefined) s.cpu.push({ at: now, ts: ts + s.unwrap, cpu: c });
+    s.lastSample = now;
+  }
+}
+
+function summarise(s) {
+  const n = s.arrivals.length;
+  if (n < 10) return { name: s.name, packets: n, error: 'too few packets' };
+  const d = s.arrivals.map((t, i) => t - ((s.ts[i] - s.ts[0]) * 1000) / RATE);
+  const mid = median(d);
+  const dev = d.map((x) => Math.abs(x - mid)).sort((a, b) => a - b);
+  const first = s.cpu[0];
+  const last = s.cpu[s.cpu.length - 1];
+  const audioS = first && last ? (last.ts - first.ts) / RATE : 0;
+  const cpuPerAudioS = audioS > 1 ? (last.cpu - first.cpu) / audioS : NaN;
+  const streamS = (s.ts[n - 1] - s.ts[0]) / RATE;
+  return {
+    name: s.name,
+    packets: n,
+    packetsPerS: n / streamS,
+    payloadBytes: Math.round(s.bytes / n),
+    cpuPer60s: cpuPerAudioS * 60,
+    cpuTotal: last?.cpu ?? NaN,
+    p50: quantile(dev, 0.5),
+    p99: quantile(dev, 0.99),
+    max: dev[dev.length - 1],
+  };
+}
+
+async function oneRun(input, dir, tools) {
+  const streams = {};
+  const sockets = [];
+  const names = ['speakerd', ...(tools.ffmpeg ? ['ffmpeg'] : []), ...(tools.gst ? ['gstreamer'] : [])];
+  for (const name of names) {
+    const pair = await bindPair();
+    const s = stream(name);
+    s.port = pair.port;
+    pair.rtp.on('message', (m) => onPacket(s, m));
+    pair.rtcp.on('message', () => {});
+    streams[name] = s;
+    sockets.push(pair.rtp, pair.rtcp);
+  }
+  const children = [];
+
+  // speakerd: started first (Node's start-up is not part of the streaming window), fed by a decoder
+  const cfgPath = join(dir, 'speakerrc.json');
+  const socket = join(dir, 'run', 'decoders.sock');
+  writeFileSync(
+    cfgPath,
+    JSON.stringify({
+      socket,
+      ...(process.env.BENCH_BUFFER_MS ? { bufferMs: Number(process.env.BENCH_BUFFER_MS) } : {}),
+      backend: 'rtp',
+      format: { encoding: 's16le', rate: RATE, channels: 2 },
+      rtp: { destination: '127.0.0.1', port: streams.speakerd.port },
+    }),
+  );
+  const sd = spawn(
+    process.execPath,
+    [
+      ...(process.env.BENCH_NODE_ARGS ? process.env.BENCH_NODE_ARGS.split(' ') : []),
+      SPEAKERD,
+      '--allow-root',
+      '--config',
+      cfgPath,
+      '--log-level',
+      'warn',
+    ],
+    {
+      cwd: dir,
+      stdio: ['pipe', 'pipe', 'inherit'],
+    },
+  );
+  children.push(sd);
+  streams.speakerd.pid = sd.pid;
+  let buf = '';
+  const events = [];
+  const waiters = [];
+  sd.stdout.setEncoding('utf8').on('data', (d) => {
+    buf += d;
+    let i;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      const e = JSON.parse(buf.slice(0, i));
+      buf = buf.slice(i + 1);
+      events.push(e);
+      for (const w of [...waiters]) {
+        if (!w.pred(e)) continue;
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve(e);
+      }
+    }
+  });
+  const waitFor = (pred) =>
+    new Promise((resolve) => {
+      const seen = events.find(pred);
+      if (seen) return resolve(seen);
+      waiters.push({ pred, resolve });
+    });
+  await waitFor((e) => e.type === 'ready');
+  const dec = connect(socket);
+  await new Promise((r) => dec.once('connect', r));
+  dec.write(JSON.stringify({ id: 'bench', encoding: 's16le', rate: RATE, channels: 2 }) + '\n');
+  createReadStream(input).pipe(dec);
+  await sleep(300); // let the decoder fill the track buffer so the track starts at once
+  await sleep(1000); // speakerd settles after start-up (JIT, module loading) before the clock starts
+
+  // the three start together
+  sd.stdin.write(JSON.stringify({ type: 'play', id: 'bench' }) + '\n');
+  if (tools.ffmpeg) {
+    const ff = spawn(
+      'ffmpeg',
+      [
+        '-hide_banner',
+        '-loglevel',
+        'error',
+        '-re',
+        '-f',
+        's16le',
+        '-ar',
+        String(RATE),
+        '-ac',
+        '2',
+        '-i',
+        input,
+        '-acodec',
+        'pcm_s16be',
+        '-f',
+        'rtp',
+        `rtp://127.0.0.1:${streams.ffmpeg.port}`,
+      ],
+      { stdio: ['ignore', 'ignore', 'inherit'] },
+    );
+    children.push(ff);
+    streams.ffmpeg.pid = ff.pid;
+  }
+  if (tools.gst) {
+    const g = spawn(
+      'gst-launch-1.0',
+      [
+        '-q',
+        'filesrc',
+        `location=${input}`,
+        '!',
+        'rawaudioparse',
+        'format=pcm',
+        'pcm-format=s16le',
+        `sample-rate=${RATE}`,
+        'num-channels=2',
+        '!',
+        'audioconvert',
+        '!',
+        'rtpL16pay',
+        'pt=10',
+        '!',
+        'udpsink',
+        'host=127.0.0.1',
+        `port=${streams.gstreamer.port}`,
+        'sync=true',
+      ],
+      { stdio: ['ignore', 'ignore', 'inherit'] },
+    );
+    children.push(g);
+    streams.gstreamer.pid = g.pid;
+  }
+  const exits = children.slice(1).map((c) => new Promise((r) => c.on('exit', r)));
+  await waitFor((e) => e.type === 'finished' && e.id === 'bench');
+  await sleep(1500); // the last second plays out
+  // one last CPU sample for each sender that is still there
+  for (const s of Object.values(streams)) {
+    const c = cpuOf(s.pid);
+    if (c !== undefined && s.ts.length > 0) s.cpu.push({ at: performance.now(), ts: s.ts[s.ts.length - 1], cpu: c });
+  }
+  sd.stdin.end();
+  await Promise.race([Promise.all([...exits, new Promise((r) => sd.on('exit', r))]), sleep(15000)]);
+  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+  for (const s of sockets) s.close();
+  return Object.values(streams).map(summarise);
+}
+
+function fmt(x, digits = 2) {
+  return Number.isFinite(x) ? x.toFixed(digits) : 'n/a';
+}
+
+async function main() {
+  const tools = {
+    ffmpeg: have('ffmpeg', ['-version']),
+    gst: have('gst-launch-1.0', ['--version']),
+  };
+  if (!tools.ffmpeg) console.log('ffmpeg is not usable here: its column is left out');
+  if (!tools.gst) console.log('gst-launch-1.0 is not usable here: its column is left out');
+  const dir = mkdtempSync(join(tmpdir(), 'speakerd-bench-'));
+  try {
+    const input = join(dir, 'in.raw');
+    const frames = SECONDS * RATE;
+    const pcm = Buffer.alloc(frames * 4);
+    for (let i = 0; i < frames; i++) {
+      const v = Math.round(12000 * Math.sin((2 * Math.PI * 440 * i) / RATE));
+      pcm.writeInt16LE(v, i * 4);
+      pcm.writeInt16LE(v, i * 4 + 2);
+    }
+    writeFileSync(input, pcm);
+    const runs = [];
+    for (let r = 0; r < RUNS; r++) {
+      console.log(`run ${r + 1}/${RUNS}: ${SECONDS} s of audio…`);
+      const res = await oneRun(input, dir, tools);
+      for (const x of res)
+        console.log(
+          `  ${x.name.padEnd(10)} packets ${x.packets}  cpu/60s ${fmt(x.cpuPer60s)} s  dev p50 ${fmt(x.p50)} p99 ${fmt(x.p99)} max ${fmt(x.max)} ms`,
+        );
+      runs.push(res);
+    }
+    const names = runs[0].map((x) => x.name);
+    const table = names.map((name) => {
+      const rows = runs.map((r) => r.find((x) => x.name === name));
+      const m = (k) => median(rows.map((x) => x[k]).filter(Number.isFinite));
+      return {
+        name,
+        packetsPerS: m('packetsPerS'),
+        payloadBytes: m('payloadBytes'),
+        cpuPer60s: m('cpuPer60s'),
+        p50: m('p50'),
+        p99: m('p99'),
+        max: m('max'),
+      };
+    });
+    const by = Object.fromEntries(table.map((t) => [t.name, t]));
+    const ratio = (a, b) => (b && Number.isFinite(a / b) ? `${(a / b).toFixed(2)}×` : 'n/a');
+    const ver = (cmd, args) => (spawnSync(cmd, args, { encoding: 'utf8' }).stdout ?? '').split('\n')[0].trim();
+    const lines = [
+      '# Benchmarks',
+      '',
+      'RTP senders side by side (`npm run bench`, i.e. `test/bench/run.js`): ffmpeg',
+      '(`-re … -acodec pcm_s16be -f rtp`), GStreamer (`rawaudioparse ! audioconvert ! rtpL16pay pt=10 ! udpsink sync=true`)',
+      'and speakerd (`backend: "rtp"`, defaults, fed by a decoder) stream the same 44.1 kHz stereo audio at the same',
+      'time, each to its own 127.0.0.1 port. CPU is utime + stime from `/proc/<pid>/stat` over the streaming window,',
+      'scaled to 60 s of audio (start-up is left out for all three). Deviation is |arrival − RTP-timestamp time|',
+      'around its median, per packet, measured by one receiver. Each figure is the median of the runs.',
+      '',
+      `- Date: ${new Date().toISOString()}`,
+      `- Machine: ${cpus()[0]?.model ?? '?'}, ${cpus().length} CPUs, ${Math.round(totalmem() / 2 ** 30)} GiB, Linux ${release()}`,
+      `- Node ${process.version}; ${tools.ffmpeg ? ver('ffmpeg', ['-version']) : 'no ffmpeg'}; ${tools.gst ? ver('gst-launch-1.0', ['--version']) : 'no GStreamer'}`,
+      `- ${RUNS} run(s) of ${SECONDS} s (BENCH_RUNS, BENCH_SECONDS)`,
+      '',
+      '| sender | packets/s | payload bytes | CPU s per 60 s audio | deviation p50 ms | p99 ms | max ms |',
+      '|---|---:|---:|---:|---:|---:|---:|',
+      ...table.map(
+        (t) =>
+          `| ${t.name} | ${fmt(t.packetsPerS, 1)} | ${fmt(t.payloadBytes, 0)} | ${fmt(t.cpuPer60s, 3)} | ${fmt(t.p50)} | ${fmt(t.p99)} | ${fmt(t.max)} |`,
+      ),
+      '',
+      'speakerd relative to the others (lower is better):',
+      '',
+      '| vs | CPU | deviation p99 | max |',
+      '|---|---:|---:|---:|',
+      ...['ffmpeg', 'gstreamer']
+        .filter((n) => by[n])
+        .map(
+          (n) =>
+            `| ${n} | ${ratio(by.speakerd.cpuPer60s, by[n].cpuPer60s)} | ${ratio(by.speakerd.p99, by[n].p99)} | ${ratio(by.speakerd.max, by[n].max)} |`,
+        ),
+      '',
+      "Targets (issue 4): CPU per audio-second no more than ffmpeg's and GStreamer's (aim: half of ffmpeg's),",
+      "deviation p99 ≤ 2 ms and no worse than GStreamer's, max ≤ 5 ms. Figures from a busy machine are not",
+      'comparable: run it on a quiet one.',
+      '',
+    ];
+    const text = lines.join('\n');
+    console.log('\n' + text);
+    if (process.env.BENCH_WRITE !== '0') {
+      writeFileSync(OUT, text);
+      console.log(`written to ${OUT}`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -1,0 +1,390 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createSocket, type Socket } from 'node:dgram';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { SPEAKERD, tempDir } from './helpers/cli.js';
+import { decoder, Speakerd } from './helpers/speakerd.js';
+import { noise } from './helpers/pcm.js';
+import { haveCapability, haveTool } from './helpers/tools.js';
+
+const CD = { encoding: 's16le', rate: 44100, channels: 2 };
+let cleanups: (() => void | Promise<void>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.reverse()) await c();
+  cleanups = [];
+});
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+function swap16(b: Uint8Array): Buffer {
+  const out = Buffer.from(b);
+  out.swap16();
+  return out;
+}
+
+interface Pkt {
+  marker: boolean;
+  pt: number;
+  seq: number;
+  ts: number;
+  ssrc: number;
+  payload: Buffer;
+}
+
+/** An RTP + RTCP receiver on 127.0.0.1, ports P and P+1. */
+async function receiver(): Promise<{ port: number; rtp: Pkt[]; rtcp: Buffer[]; close(): void }> {
+  for (;;) {
+    const port = 20000 + 2 * Math.floor(Math.random() * 20000);
+    const a = createSocket('udp4');
+    const b = createSocket('udp4');
+    try {
+      await bindTo(a, port);
+      await bindTo(b, port + 1);
+    } catch {
+      a.close();
+      try {
+        b.close();
+      } catch {
+        /* unbound */
+      }
+      continue;
+    }
+    const rtp: Pkt[] = [];
+    const rtcp: Buffer[] = [];
+    a.on('message', (m) =>
+      rtp.push({
+        marker: (m[1]! & 0x80) !== 0,
+        pt: m[1]! & 0x7f,
+        seq: m.readUInt16BE(2),
+        ts: m.readUInt32BE(4),
+        ssrc: m.readUInt32BE(8),
+        payload: Buffer.from(m.subarray(12)),
+      }),
+    );
+    b.on('message', (m) => rtcp.push(Buffer.from(m)));
+    return { port, rtp, rtcp, close: () => (a.close(), b.close()) };
+  }
+}
+
+function bindTo(s: Socket, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    s.once('error', reject);
+    s.bind(port, '127.0.0.1', () => resolve());
+  });
+}
+
+function freePortPair(): number {
+  return 20000 + 2 * Math.floor(Math.random() * 20000);
+}
+
+/** Wait until a UDP socket is bound to `port` in this network namespace (the receiver is listening). */
+async function udpBound(port: number, timeoutMs = 15000): Promise<void> {
+  const hex = port.toString(16).toUpperCase().padStart(4, '0');
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    for (const f of ['/proc/net/udp', '/proc/net/udp6']) {
+      if (
+        existsSync(f) &&
+        readFileSync(f, 'utf8')
+          .split('\n')
+          .some((l) => l.trim().split(/\s+/)[1]?.endsWith(`:${hex}`))
+      )
+        return;
+    }
+    await sleep(50);
+  }
+  throw new Error(`nothing bound UDP port ${port}`);
+}
+
+async function playOne(s: Speakerd, id: string, pcm: Uint8Array) {
+  const r = await decoder(s.socket, { id, ...CD }, pcm);
+  expect(r.reply).toEqual({ ok: true });
+  s.send({ type: 'play', id });
+  await s.waitFor((e) => e.type === 'finished' && e.id === id, 20000);
+}
+
+function exitOf(child: ChildProcess, timeoutMs: number): Promise<number | null> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null) return resolve(child.exitCode);
+    const t = setTimeout(() => {
+      child.kill('SIGKILL');
+    }, timeoutMs);
+    child.on('exit', (code) => {
+      clearTimeout(t);
+      resolve(code);
+    });
+  });
+}
+
+describe('rtp backend end to end', () => {
+  it('sends standard RTP the receiver can check packet by packet, answers recipient commands, BYE at exit', async () => {
+    const rx = await receiver();
+    cleanups.push(() => rx.close());
+    const s = await Speakerd.start({ backend: 'rtp', format: CD, rtp: { port: rx.port, sdp: 'stream.sdp' } });
+    cleanups.push(() => s.kill());
+    expect(s.events[0]).toMatchObject({ type: 'ready', backend: 'rtp', format: { encoding: 's16be' } });
+    const sdp = readFileSync(join(s.dir, 'stream.sdp'), 'utf8');
+    expect(sdp).toContain(`m=audio ${rx.port} RTP/AVP 10`);
+
+    const rx2 = await receiver();
+    cleanups.push(() => rx2.close());
+    const added = await s.request({ type: 'rtp.add-recipient', address: '127.0.0.1', port: rx2.port });
+    expect(added).toMatchObject({
+      type: 'rtp.add-recipient',
+      recipients: [
+        { address: '127.0.0.1', port: rx.port },
+        { address: '127.0.0.1', port: rx2.port },
+      ],
+    });
+    const bad = await s.request({ type: 'rtp.add-recipient', address: '127.0.0.1', port: 70000 });
+    expect(bad).toMatchObject({ type: 'error', code: 'bad-command' });
+
+    const a = noise(44100 * 4 * 3, 11); // 3 s
+    await playOne(s, 'a', a);
+    const removed = await s.request({ type: 'rtp.remove-recipient', address: '127.0.0.1', port: rx2.port });
+    expect(removed.recipients).toEqual([{ address: '127.0.0.1', port: rx.port }]);
+    await sleep(1500); // a's last second plays out, the backend goes idle
+    const b = noise(44100 * 2, 12);
+    const nA = rx.rtp.length;
+    await playOne(s, 'b', b);
+    await sleep(1500);
+    expect(await s.close()).toBe(0);
+    await sleep(200);
+
+    const p = rx.rtp;
+    for (let i = 0; i < p.length; i++) {
+      expect(p[i]!.pt).toBe(10);
+      expect(p[i]!.ssrc).toBe(p[0]!.ssrc);
+      if (i > 0) expect(p[i]!.seq).toBe((p[i - 1]!.seq + 1) & 0xffff);
+      if (i > 0 && i !== nA) expect((p[i]!.ts - p[i - 1]!.ts) >>> 0).toBe(p[i - 1]!.payload.length / 4);
+    }
+    expect(p.map((x, i) => (x.marker ? i : -1)).filter((i) => i >= 0)).toEqual([0, nA]);
+    // idle in between: the timestamp moved on by (at least) the idle time
+    expect(((p[nA]!.ts - p[nA - 1]!.ts) >>> 0) / 44100).toBeGreaterThan(0.5);
+    expect(Buffer.concat(p.slice(0, nA).map((x) => x.payload)).equals(swap16(a))).toBe(true);
+    expect(Buffer.concat(p.slice(nA).map((x) => x.payload)).equals(swap16(b))).toBe(true);
+    // rx2 was removed at 'finished' (up to earlyFinishMs before the end): it got a prefix of a, in order
+    const got2 = Buffer.concat(rx2.rtp.map((x) => x.payload));
+    expect(got2.length).toBeGreaterThan(0);
+    expect(got2.equals(swap16(a).subarray(0, got2.length))).toBe(true);
+    // RTCP: SR + SDES during the run (or at least at the end), BYE last
+    const last = rx.rtcp[rx.rtcp.length - 1]!;
+    const types: number[] = [];
+    for (let off = 0; off < last.length; off += (last.readUInt16BE(off + 2) + 1) * 4) types.push(last[off + 1]!);
+    expect(types.slice(1)).toEqual([202, 203]);
+    expect([200, 201]).toContain(types[0]);
+    expect(last.readUInt32BE(4)).toBe(p[0]!.ssrc);
+  });
+
+  it('keeps running when nothing listens (ECONNREFUSED): reports the backend lost, never exits', async () => {
+    const port = freePortPair();
+    const s = await Speakerd.start({ backend: 'rtp', format: CD, rtp: { port } });
+    cleanups.push(() => s.kill());
+    await playOne(s, 'x', noise(44100 * 4, 3));
+    await s.waitFor((e) => e.type === 'backend' && e.state === 'lost', 5000);
+    const st = await s.status();
+    expect(st.backend).toBe('rtp');
+    expect(s.exitCode).toBeUndefined();
+    expect(await s.close()).toBe(0);
+  });
+
+  it('ffmpeg plays the stream through the SDP file and returns exactly the PCM that was sent', async () => {
+    if (!haveTool('ffmpeg', ['ffmpeg', '-version'])) return;
+    const port = freePortPair();
+    const s = await Speakerd.start({ backend: 'rtp', format: CD, rtp: { port, sdp: 'stream.sdp' } });
+    cleanups.push(() => s.kill());
+    const out = join(s.dir, 'ffmpeg.raw');
+    const ff = spawn(
+      'ffmpeg',
+      [
+        '-hide_banner',
+        '-loglevel',
+        'error',
+        '-protocol_whitelist',
+        'file,udp,rtp',
+        '-i',
+        join(s.dir, 'stream.sdp'),
+        '-f',
+        's16be',
+        '-y',
+        out,
+      ],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    let err = '';
+    ff.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    cleanups.push(() => void ff.kill('SIGKILL'));
+    await udpBound(port);
+    const pcm = noise(44100 * 4 * 2, 21); // 2 s
+    await playOne(s, 'f', pcm);
+    await sleep(1500);
+    expect(await s.close()).toBe(0); // BYE ends ffmpeg's input
+    const code = await exitOf(ff, 15000);
+    const got = readFileSync(out);
+    expect(err).toBe('');
+    expect(code).toBe(0);
+    expect(got.length).toBe(pcm.length);
+    expect(got.equals(swap16(pcm))).toBe(true);
+  });
+
+  it('GStreamer (udpsrc ! rtpjitterbuffer ! rtpL16depay) returns exactly the PCM that was sent', async () => {
+    if (!haveTool('gst-launch-1.0', ['gst-launch-1.0', '--version'])) return;
+    const port = freePortPair();
+    const s = await Speakerd.start({ backend: 'rtp', format: CD, rtp: { port, sdp: 'stream.sdp' } });
+    cleanups.push(() => s.kill());
+    // the caps come from the SDP file
+    const sdp = readFileSync(join(s.dir, 'stream.sdp'), 'utf8');
+    const m = /a=rtpmap:(\d+) (\w+)\/(\d+)\/(\d+)/.exec(sdp)!;
+    const caps = `application/x-rtp,media=audio,payload=${m[1]},encoding-name=${m[2]},clock-rate=${m[3]},channels=${m[4]}`;
+    const out = join(s.dir, 'gst.raw');
+    const gst = spawn(
+      'gst-launch-1.0',
+      [
+        '-q',
+        '-e',
+        'udpsrc',
+        `port=${port}`,
+        `caps=${caps}`,
+        '!',
+        'rtpjitterbuffer',
+        '!',
+        'rtpL16depay',
+        '!',
+        'filesink',
+        `location=${out}`,
+      ],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    cleanups.push(() => void gst.kill('SIGKILL'));
+    await udpBound(port);
+    const pcm = noise(44100 * 4 * 2, 22);
+    await playOne(s, 'g', pcm);
+    await sleep(1500);
+    gst.kill('SIGINT'); // -e: end of stream, the jitter buffer and the file are flushed
+    await exitOf(gst, 10000);
+    expect(await s.close()).toBe(0);
+    const got = readFileSync(out);
+    expect(got.length).toBe(pcm.length);
+    expect(got.equals(swap16(pcm))).toBe(true);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------- namespaces
+
+function canUseNetns(): boolean {
+  if (process.getuid?.() !== 0) return false;
+  const r = spawnSync('ip', ['netns', 'list'], { stdio: 'ignore' });
+  return r.status === 0;
+}
+
+function netns(): { name: string; exec: (cmd: string[]) => string[]; remove: () => void } | undefined {
+  const name = `speakerd-test-${process.pid}-${Math.floor(Math.random() * 1e9)}`;
+  const run = (args: string[]) => spawnSync('ip', args, { stdio: 'pipe', encoding: 'utf8' });
+  const steps = [
+    ['netns', 'add', name],
+    ['netns', 'exec', name, 'ip', 'link', 'set', 'lo', 'up'],
+    ['netns', 'exec', name, 'ip', 'route', 'add', '224.0.0.0/4', 'dev', 'lo'],
+  ];
+  for (const st of steps) {
+    const r = run(st);
+    if (r.status !== 0) {
+      run(['netns', 'del', name]);
+      console.log(`skipped: cannot set up a network namespace (${st.join(' ')}: ${r.stderr.trim()})`);
+      return undefined;
+    }
+  }
+  return { name, exec: (cmd) => ['netns', 'exec', name, ...cmd], remove: () => void run(['netns', 'del', name]) };
+}
+
+/** A receiver script run inside the namespace: joins `group` (if any) and prints a summary at SIGTERM. */
+const RECEIVER = `
+const dgram = require('node:dgram');
+const [port, group] = [Number(process.argv[1]), process.argv[2]];
+const s = dgram.createSocket({ type: 'udp4', reuseAddr: true });
+const chunks = []; let n = 0, markers = 0, seqOk = true, last;
+s.on('message', (m) => {
+  n++; if (m[1] & 0x80) markers++;
+  const seq = m.readUInt16BE(2); if (last !== undefined && seq !== ((last + 1) & 0xffff)) seqOk = false; last = seq;
+  chunks.push(m.subarray(12));
+});
+s.bind(port, group ? '0.0.0.0' : '0.0.0.0', () => {
+  if (group) s.addMembership(group, '127.0.0.1');
+  console.log('listening');
+});
+process.on('SIGTERM', () => {
+  const all = Buffer.concat(chunks);
+  console.log(JSON.stringify({ n, markers, seqOk, hash: require('node:crypto').createHash('sha256').update(all).digest('hex'), bytes: all.length }));
+  process.exit(0);
+});
+`;
+
+async function inNamespace(dest: string, mode: string) {
+  const ns = netns();
+  if (!ns) return;
+  cleanups.push(() => ns.remove());
+  const port = freePortPair();
+  const rxProc = spawn(
+    'ip',
+    ns.exec([process.execPath, '-e', RECEIVER, String(port), mode === 'multicast' ? dest : '']),
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  cleanups.push(() => void rxProc.kill('SIGKILL'));
+  let rxOut = '';
+  rxProc.stdout!.on('data', (d: Buffer) => (rxOut += d.toString()));
+  for (let i = 0; i < 200 && !rxOut.includes('listening'); i++) await sleep(25);
+  expect(rxOut).toContain('listening');
+
+  const { dir } = tempDir('speakerd-e2e-ns-');
+  const socket = join(dir, 'run', 'decoders.sock');
+  const cfg = { socket, backend: 'rtp', format: CD, rtp: { destination: dest, port, mode, ttl: 1, loop: true } };
+  writeFileSync(join(dir, 'speakerrc.json'), JSON.stringify(cfg));
+  const child = spawn(
+    'ip',
+    ns.exec([
+      process.execPath,
+      SPEAKERD,
+      '--allow-root',
+      '--config',
+      join(dir, 'speakerrc.json'),
+      '--log-level',
+      'debug',
+    ]),
+    { cwd: dir, stdio: ['pipe', 'pipe', 'pipe'] },
+  );
+  const s = new Speakerd(child as never, dir, socket);
+  cleanups.push(() => s.kill());
+  await s.waitFor((e) => e.type === 'ready', 15000);
+  const pcm = noise(44100 * 4, 31);
+  await playOne(s, 'n', pcm);
+  await sleep(1500);
+  expect(await s.close()).toBe(0);
+  rxProc.kill('SIGTERM');
+  await exitOf(rxProc, 5000);
+  const summary = JSON.parse(rxOut.trim().split('\n').pop()!) as {
+    n: number;
+    markers: number;
+    seqOk: boolean;
+    hash: string;
+    bytes: number;
+  };
+  const { createHash } = await import('node:crypto');
+  expect(summary.bytes).toBe(pcm.length);
+  expect(summary.seqOk).toBe(true);
+  expect(summary.markers).toBe(1);
+  expect(summary.hash).toBe(createHash('sha256').update(swap16(pcm)).digest('hex'));
+}
+
+describe('rtp multicast and broadcast, inside a network namespace', () => {
+  it('multicast to 239.255.0.1 reaches a receiver that joined the group', async () => {
+    if (!haveCapability('network namespaces', canUseNetns(), 'needs root and "ip netns"')) return;
+    await inNamespace('239.255.0.1', 'multicast');
+  });
+
+  it('broadcast to 127.255.255.255 (auto-detected) reaches a receiver', async () => {
+    if (!haveCapability('network namespaces', canUseNetns(), 'needs root and "ip netns"')) return;
+    await inNamespace('127.255.255.255', 'auto');
+  });
+});
