@@ -1,10 +1,12 @@
 // End-to-end: the built speakerd binary with `backend: "alsa"` on libasound's `file` PCM (test/fixtures/alsa,
 // through ALSA_CONFIG_PATH set in test/global-setup.ts), driven the way a music server drives it.
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { SampleFormat } from '@speakerd/plugin-sdk';
+import { noise as sdkNoise } from '@speakerd/plugin-sdk/testing';
 import { loadBinding } from '../packages/plugin-alsa/src/binding.js';
+import { readCapture } from '../packages/plugin-alsa/test/helpers.js';
 import { decoder, Speakerd, type Event } from './helpers/speakerd.js';
 import { haveCapability } from './helpers/tools.js';
 
@@ -27,26 +29,8 @@ afterEach(() => {
 beforeAll(() => void (process.env.SPEAKERD_ALSA_TEST_HOOKS = '1'));
 afterAll(() => void delete process.env.SPEAKERD_ALSA_TEST_HOOKS);
 
-function noise(bytes: number, seed: number): Buffer {
-  const out = Buffer.alloc(bytes);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < bytes; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
-
-/** FILE, FILE.0001, ... : alsa-lib's file PCM starts a new file at each reopen (truncate false). */
-function capture(file: string): Buffer {
-  const parts: Buffer[] = [];
-  if (existsSync(file)) parts.push(readFileSync(file));
-  for (let i = 1; existsSync(`${file}.${String(i).padStart(4, '0')}`); i++)
-    parts.push(readFileSync(`${file}.${String(i).padStart(4, '0')}`));
-  return Buffer.concat(parts);
-}
+const noise = (bytes: number, seed: number) => Buffer.from(sdkNoise(bytes, seed));
+const capture = readCapture;
 
 async function start(device = 'speakerd_capture', format: SampleFormat = CD) {
   // speakerd runs in its own temp dir (Speakerd.start), so the capture file "./out.raw" lands there

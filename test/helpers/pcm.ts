@@ -1,19 +1,7 @@
 import { bytesPerFrame, type SampleFormat } from '@speakerd/plugin-sdk';
 
-/** Deterministic pseudo-random bytes (xorshift32), so failures reproduce. */
-export function noise(bytes: number, seed = 1): Uint8Array {
-  const out = new Uint8Array(bytes);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < bytes; i++) {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
+export { noise } from '@speakerd/plugin-sdk/testing';
+import { noise } from '@speakerd/plugin-sdk/testing';
 
 /** `frames` frames of `format`: noise for integer encodings, a sine in [-1.2, 1.2] for float ones. */
 export function testSignal(format: SampleFormat, frames: number, seed = 1): Uint8Array {

@@ -2,6 +2,7 @@ import { container as rootContainer, type DependencyContainer } from 'tsyringe';
 import {
   ErrorCodes,
   RealClock,
+  registerPluginServices,
   SpeakerdError,
   TOKENS,
   type Backend,
@@ -41,15 +42,16 @@ export function pluginContainer(
   events: HostEvents,
   configDir: string,
 ): DependencyContainer {
-  const c = parent.createChildContainer();
   const name = loaded.plugin.manifest.name;
   const root = parent.resolve<Logger>(HOST_TOKENS.RootLogger);
   const context: PluginContext = { configDir, pluginName: name, hostVersion: VERSION };
-  c.register(TOKENS.Options, { useValue: options });
-  c.register(TOKENS.Logger, { useValue: root.child({ plugin: name }) });
-  c.register(TOKENS.Events, { useValue: events });
-  c.register(TOKENS.Context, { useValue: context });
-  return c;
+  return registerPluginServices(parent.createChildContainer(), {
+    options,
+    logger: root.child({ plugin: name }),
+    clock: parent.resolve<Clock>(TOKENS.Clock),
+    events,
+    context,
+  });
 }
 
 /** Make the backend of `loaded` through its container; coded errors when it has none or cannot run here. */

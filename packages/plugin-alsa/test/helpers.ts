@@ -1,16 +1,12 @@
 import plugin, { AlsaBackend, loadBinding, type AlsaOptions, type Binding } from '../src/index.js';
+import { RealClock, type SampleFormat } from '@speakerd/plugin-sdk';
 import {
-  RealClock,
-  TOKENS,
-  bytesPerFrame,
-  type BackendState,
-  type HostEvents,
-  type Logger,
-  type PluginContext,
-  type SampleFormat,
-} from '@speakerd/plugin-sdk';
-// after the SDK, which loads reflect-metadata first
-import { container } from 'tsyringe';
+  MemoryLogger,
+  RecordingEvents,
+  createTestBackend,
+  feed as feedBackend,
+  noise as sdkNoise,
+} from '@speakerd/plugin-sdk/testing';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -34,56 +30,11 @@ export function binding(): Binding {
   return loadBinding().binding!;
 }
 
-export interface LogEntry {
-  level: string;
-  msg: string;
-}
-
-export function collectingLogger(entries: LogEntry[] = []): Logger & { entries: LogEntry[] } {
-  const make =
-    (level: string) =>
-    (a: string | Record<string, unknown>, b?: string): void => {
-      entries.push({ level, msg: typeof a === 'string' ? a : (b ?? '') });
-    };
-  return {
-    entries,
-    trace: make('trace'),
-    debug: make('debug'),
-    info: make('info'),
-    warn: make('warn'),
-    error: make('error'),
-    fatal: make('fatal'),
-    child: () => collectingLogger(entries),
-  };
-}
-
-export class CollectingEvents implements HostEvents {
-  states: { state: BackendState; message: string }[] = [];
-  wakes = 0;
-  #waiters: (() => void)[] = [];
-  backendState(state: BackendState, message: string): void {
-    this.states.push({ state, message });
-  }
-  wake(): void {
-    this.wakes++;
-    for (const fn of this.#waiters.splice(0)) fn();
-  }
-  /** Resolves at the next wake() or after `ms` (a safety net, like the host's tick). */
-  nextWake(ms = 100): Promise<void> {
-    return new Promise((resolve) => {
-      const t = setTimeout(resolve, ms);
-      this.#waiters.push(() => {
-        clearTimeout(t);
-        resolve();
-      });
-    });
-  }
-}
-
 export interface Harness {
   backend: AlsaBackend;
-  events: CollectingEvents;
-  log: Logger & { entries: LogEntry[] };
+  events: RecordingEvents;
+  log: MemoryLogger;
+  clock: RealClock;
   dir: string;
   /** The capture file the `speakerd_capture` device writes. */
   file: string;
@@ -96,46 +47,23 @@ export function makeBackend(
 ): Harness {
   const dir = mkdtempSync(join(tmpdir(), 'speakerd-alsa-'));
   const file = join(dir, 'out.raw');
-  const opts = plugin.options.parse({ device: `${device}:${file}`, ...options });
-  const c = container.createChildContainer();
-  const log = collectingLogger();
-  const events = new CollectingEvents();
-  const context: PluginContext = { configDir: dir, pluginName: 'alsa', hostVersion: '0.0.0-test' };
-  c.register(TOKENS.Options, { useValue: opts });
-  c.register(TOKENS.Logger, { useValue: log });
-  c.register(TOKENS.Clock, { useValue: new RealClock() });
-  c.register(TOKENS.Events, { useValue: events });
-  c.register(TOKENS.Context, { useValue: context });
-  return { backend: c.resolve(AlsaBackend), events, log, dir, file };
+  const clock = new RealClock();
+  const t = createTestBackend<AlsaBackend>(plugin, {
+    options: { device: `${device}:${file}`, ...options },
+    clock,
+    configDir: dir,
+  });
+  return { backend: t.backend, events: t.events, log: t.log, clock, dir, file };
 }
 
 /** Deterministic noise: any lost, repeated or reordered byte shows. */
 export function noise(bytes: number, seed: number): Uint8Array {
-  const out = new Uint8Array(bytes);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < bytes; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = x & 0xff;
-  }
-  return out;
+  return sdkNoise(bytes, seed);
 }
 
 /** Feed `data` as the host does: what writable() allows, then wait for wake() (or a tick). */
-export async function feed(h: Harness, data: Uint8Array, format: SampleFormat, chunkFrames = 4096): Promise<void> {
-  const fb = bytesPerFrame(format);
-  let off = 0;
-  while (off < data.length) {
-    const room = h.backend.writable();
-    if (room > 0) {
-      const n = Math.min(room, chunkFrames, (data.length - off) / fb);
-      const took = h.backend.write(data.subarray(off, off + n * fb));
-      off += took * fb;
-      if (took > 0) continue;
-    }
-    await h.events.nextWake();
-  }
+export function feed(h: Harness, data: Uint8Array, format: SampleFormat, chunkFrames = 4096): Promise<void> {
+  return feedBackend(h, data, format, { chunkFrames });
 }
 
 /** What the capture device received: FILE, then FILE.0001, FILE.0002, ... (one per reopen). */

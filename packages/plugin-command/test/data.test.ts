@@ -91,7 +91,7 @@ describe('command plugin', () => {
       const w = h.backend.writable();
       if (w === 0) {
         sawFull = true;
-        await h.events.nextWake();
+        await h.events.nextWake(5000); // only a real wake() ends this quickly
         continue;
       }
       off += h.backend.write(data.subarray(off * bpf, Math.min(data.length, (off + w) * bpf)));

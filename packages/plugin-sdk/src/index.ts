@@ -16,4 +16,5 @@ export * from './backend.js';
 export * from './pacer.js';
 export * from './tokens.js';
 export * from './plugin.js';
+export * from './services.js';
 export { SDK_VERSION } from './version.js';
