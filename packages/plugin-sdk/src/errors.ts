@@ -55,3 +55,15 @@ export function isSpeakerdError(value: unknown): value is SpeakerdError {
       typeof (value as { code?: unknown }).code === 'string')
   );
 }
+
+/**
+ * The `error` codes of the control channel that a plugin command may answer with: throw
+ * `new SpeakerdError(ProtocolErrorCodes.BUSY, …)` from a command handler to send `{"type":"error","code":"busy",…}`.
+ * Any other code is sent as `bad-command`.
+ */
+export const ProtocolErrorCodes = {
+  BAD_COMMAND: 'bad-command',
+  BUSY: 'busy',
+  BACKEND: 'backend',
+  CONFIG: 'config',
+} as const;

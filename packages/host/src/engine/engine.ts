@@ -12,6 +12,7 @@ import {
   type Logger,
   type SampleFormat,
   TOKENS,
+  ProtocolErrorCodes,
 } from '@speakerd/plugin-sdk';
 import { ConfigError, loadConfig, type ResolvedConfig } from '../config.js';
 import { createBackend, createExtension, createHostContainer, pluginContainer } from '../container.js';
@@ -413,5 +414,5 @@ export class Engine {
 }
 
 function isProtocolCode(code: string): boolean {
-  return ['bad-command', 'busy', 'backend', 'config'].includes(code);
+  return (Object.values(ProtocolErrorCodes) as string[]).includes(code);
 }

@@ -366,10 +366,15 @@ export class Player {
     return accepted;
   }
 
+  #silence: { format: SampleFormat; bytes: Uint8Array } | undefined;
+
+  /** Silence at most two ticks long, from a buffer made once per format. */
   #writeSilence(frames: number): number {
-    const n = Math.min(frames, framesForMs(this.opts.tickMs * 2, this.#slot.format) || 1);
-    const data = silence(this.#slot.format, n);
-    return this.#write(data, undefined);
+    const format = this.#slot.format;
+    const max = framesForMs(this.opts.tickMs * 2, format) || 1;
+    if (!this.#silence || this.#silence.format !== format) this.#silence = { format, bytes: silence(format, max) };
+    const n = Math.min(frames, max);
+    return this.#write(this.#silence.bytes.subarray(0, n * this.#frameBytes), undefined);
   }
 
   #afterFill(): void {

@@ -205,14 +205,18 @@ export class Track {
     this.#flowControl();
   }
 
+  /**
+   * Stop reading the decoder at `bufferMs`; start again only once a quarter of it (at most a second) has been
+   * played, so a full buffer costs one pause/resume per second rather than one per socket read.
+   */
   #flowControl(): void {
     const conn = this.connection;
     if (!conn || !this.input) return;
-    const full = this.bufferedSeconds() * 1000 >= this.bufferMs;
-    if (full && !this.#paused) {
+    const ms = this.bufferedSeconds() * 1000;
+    if (!this.#paused && ms >= this.bufferMs) {
       this.#paused = true;
       conn.pause();
-    } else if (!full && this.#paused) {
+    } else if (this.#paused && ms < this.bufferMs - Math.min(1000, this.bufferMs / 4)) {
       this.#paused = false;
       conn.resume();
     }
