@@ -33,6 +33,5 @@ export async function runDaemon(opts: GlobalOptions): Promise<number> {
   await done;
   process.off('SIGTERM', onSignal);
   process.off('SIGINT', onSignal);
-  log.flush?.();
   return EXIT_OK;
 }

@@ -5,9 +5,17 @@ import type { Logger } from '@speakerd/plugin-sdk';
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
+/** Log lines buffered for stderr beyond which new lines are dropped rather than blocking the play loop. */
+export const MAX_LOG_BUFFER_BYTES = 1 << 20;
+
+let destination: ReturnType<typeof pino.destination> | undefined;
+
 /**
  * The process logger: pino to stderr (fd 2) — JSON lines when stderr is not a TTY (a music server reads them),
  * pino-pretty when it is. stdout is never touched: it carries the control channel.
+ *
+ * JSON lines are written asynchronously with a bounded buffer: a parent that stops reading stderr costs log
+ * lines (dropped past 1 MiB), never a wedged play loop. {@link flushLogs} writes what is left at exit.
  */
 export function createLogger(level: LogLevel, isTty = process.stderr.isTTY === true): pino.Logger & Logger {
   const options: pino.LoggerOptions = { level, base: { pid: process.pid }, name: 'speakerd' };
@@ -15,5 +23,15 @@ export function createLogger(level: LogLevel, isTty = process.stderr.isTTY === t
     const stream = pretty({ destination: 2, sync: true, colorize: true, translateTime: 'SYS:HH:MM:ss.l' });
     return pino(options, stream) as pino.Logger & Logger;
   }
-  return pino(options, pino.destination({ dest: 2, sync: true })) as pino.Logger & Logger;
+  destination ??= pino.destination({ dest: 2, sync: false, maxLength: MAX_LOG_BUFFER_BYTES, minLength: 0 });
+  return pino(options, destination) as pino.Logger & Logger;
+}
+
+/** Write out buffered log lines (at exit). */
+export function flushLogs(): void {
+  try {
+    destination?.flushSync();
+  } catch {
+    // stderr is gone or full: nothing more can be done
+  }
 }
