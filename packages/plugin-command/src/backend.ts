@@ -16,6 +16,7 @@ import {
   injectable,
   msForFrames,
   sameFormat,
+  silence,
   type Backend,
   type BackendState,
   type Clock,
@@ -111,7 +112,7 @@ export class CommandBackend implements Backend {
   #hostSinceSilence = 0;
 
   #silenceTimer: TimerHandle | undefined;
-  #silenceBuf: Buffer = Buffer.alloc(0);
+  #silenceBuf: Uint8Array = new Uint8Array(0);
   readonly #stderrLimit: RateLimitedLog;
 
   constructor(
@@ -132,7 +133,7 @@ export class CommandBackend implements Backend {
     if (this.#closed) throw new SpeakerdError(ErrorCodes.BACKEND, 'the backend is closed', { plugin: 'command' });
     this.#format = format;
     this.#bpf = bytesPerFrame(format);
-    this.#silenceBuf = Buffer.alloc(0); // its fill byte depends on the encoding
+    this.#silenceBuf = new Uint8Array(0); // its fill byte depends on the encoding
     this.#pacer = new RealtimePacer(this.clock, format.rate, framesForMs(this.opts.leadMs, format));
     this.#active = true;
     this.#hostSinceSilence = 0;
@@ -335,7 +336,7 @@ export class CommandBackend implements Backend {
   #silence(frames: number): Uint8Array {
     const bytes = frames * this.#bpf;
     if (this.#silenceBuf.length < bytes) {
-      this.#silenceBuf = Buffer.alloc(Math.max(bytes, 4096 * this.#bpf), this.#format?.encoding === 'u8' ? 0x80 : 0);
+      this.#silenceBuf = silence(this.#format!, Math.max(frames, 4096));
     }
     return this.#silenceBuf.subarray(0, bytes);
   }

@@ -106,6 +106,25 @@ export function swapEndian(encoding: Encoding): Encoding {
   return encoding;
 }
 
+/** Largest silence {@link silence} makes in one piece (1 GiB). */
+export const MAX_SILENCE_BYTES = 1 << 30;
+
+/**
+ * `frames` frames of silence in `format`: zero bytes, except 0x80 for `u8` (its midpoint). Backends that keep
+ * a stream alive while paused (send silence) use it; make it once and reuse it.
+ */
+export function silence(format: Pick<SampleFormat, 'encoding' | 'channels'>, frames: number): Uint8Array {
+  if (!isEncoding(format.encoding)) throw new RangeError(`unknown encoding ${String(format.encoding)}`);
+  if (!Number.isSafeInteger(format.channels) || format.channels < 1)
+    throw new RangeError(`invalid channel count ${String(format.channels)}`);
+  if (!Number.isSafeInteger(frames) || frames < 0) throw new RangeError(`invalid frame count ${String(frames)}`);
+  const bytes = frames * bytesPerFrame(format);
+  if (bytes > MAX_SILENCE_BYTES) throw new RangeError(`silence of ${frames} frames is too large`);
+  const out = new Uint8Array(bytes);
+  if (format.encoding === 'u8') out.fill(0x80);
+  return out;
+}
+
 /** zod schema for an encoding name. */
 export const encodingSchema = z.enum(ENCODINGS, {
   error: (issue) => `expected one of ${ENCODINGS.join(', ')}, got ${JSON.stringify(issue.input)}`,

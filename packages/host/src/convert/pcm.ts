@@ -227,23 +227,8 @@ export function swapBytes(src: Uint8Array, dst: Uint8Array, width: number): void
   }
 }
 
-/** Largest buffer {@link silence} will make, in bytes. */
-export const MAX_SILENCE_BYTES = 1 << 30;
-
-/** One frame of silence in `format` (all zero bytes; 0x80 for u8), repeated `frames` times. */
-export function silence(format: SampleFormat, frames: number): Uint8Array {
-  const info = encodingInfo(format.encoding);
-  if (info === undefined) throw new RangeError(`unknown encoding ${String(format.encoding)}`);
-  if (!Number.isSafeInteger(format.channels) || format.channels < 1) {
-    throw new RangeError(`invalid channel count ${String(format.channels)}`);
-  }
-  if (!Number.isSafeInteger(frames) || frames < 0) throw new RangeError(`invalid frame count ${String(frames)}`);
-  const bytes = frames * info.bytes * format.channels;
-  if (bytes > MAX_SILENCE_BYTES) throw new RangeError(`silence of ${frames} frames is too large`);
-  const out = new Uint8Array(bytes);
-  if (format.encoding === 'u8') out.fill(0x80);
-  return out;
-}
+/** Silence in a format comes from the SDK, where backends find it too. */
+export { MAX_SILENCE_BYTES, silence } from '@speakerd/plugin-sdk';
 
 /**
  * In-place software volume: amplitude gain `(volume/100)^3`. Volume 100 does nothing (bit-exact), 0 writes exact
