@@ -294,3 +294,32 @@ describe('per-track formats (formatFor)', () => {
     expect(player.format).toEqual(G);
   });
 });
+
+describe('flush and replay of a resampled track', () => {
+  it('a pause that takes back every frame handed out replays them with the converter state intact', async () => {
+    const { createConverter } = await import('../src/convert/index.js');
+    const IN: SampleFormat = { encoding: 's16le', rate: 11025, channels: 1 };
+    const { backend, player, run, clock } = setup({ backend: (c) => new DeviceBackend(c, 50 * K) });
+    const t = new Track('r', 'connected', 60_000);
+    t.setInput(IN, { pause() {}, resume() {}, destroy() {} });
+    const input = Buffer.alloc(5512 * 2);
+    for (let i = 0; i < input.length / 2; i++) input.writeInt16LE(Math.round(8000 * Math.sin(i / 7)), i * 2);
+    t.pushInput(input);
+    t.endInput();
+    player.tracks.set('r', t);
+    player.play('r', () => undefined as never);
+    for (let i = 0; i < 5; i++) await Promise.resolve(); // the backend activates
+    clock.advance(0); // the first lead goes out, with nothing audible yet
+    expect(t.handed).toBeGreaterThan(0);
+    player.pause(); // and is taken back whole
+    expect((backend as DeviceBackend).dropped).toBeGreaterThan(0);
+    expect(t.handed).toBe(0);
+    player.resume();
+    await run(1500);
+    const c = createConverter(IN, F);
+    const want = Buffer.concat([Buffer.from(c.convert(input)), Buffer.from(c.end())]);
+    const got = Buffer.concat(backend.writes.map((w) => w.bytes));
+    expect(got.length).toBe(want.length);
+    expect(Buffer.compare(got, want)).toBe(0);
+  });
+});

@@ -1,4 +1,4 @@
-import { bytesPerFrame, type SampleFormat } from '@speakerd/plugin-sdk';
+import { bytesPerFrame, sameFormat, type SampleFormat } from '@speakerd/plugin-sdk';
 import { createConverter, type Converter } from '../convert/index.js';
 
 /** How a track stands, as `status` reports it; `finished` tracks are no longer reported. */
@@ -131,7 +131,8 @@ export class Track {
 
   /** Fix the output format; called when the track is about to start (a reload may change it before then). */
   setOutput(format: SampleFormat): void {
-    if (this.#output && this.#converter && this.started) return;
+    // the same format again (a flush took back every frame handed out): keep the converter and its state
+    if (this.#output && this.#converter && sameFormat(this.#output, format)) return;
     this.#output = format;
     this.#outFrameBytes = bytesPerFrame(format);
     this.#converter = this.input ? createConverter(this.input, format) : undefined;
