@@ -185,7 +185,7 @@ describe('play loop on a virtual clock', () => {
     await run(500);
     const out = backend.output();
     expect(out.length).toBe(500 * K); // all of a, none of b
-    const pausedB = events.find((e) => e.type === 'paused' && e.id === 'b')!;
+    const pausedB = events.find((e) => e.type === 'paused' && e.id === 'b') as { position: number };
     expect(pausedB.position).toBe(0);
     player.resume();
     await run(600);
@@ -211,7 +211,7 @@ describe('play loop on a virtual clock', () => {
     player.play('a', () => undefined as never);
     await run(300);
     player.pause();
-    const paused = events.find((e) => e.type === 'paused')!;
+    const paused = events.find((e) => e.type === 'paused') as { position: number };
     expect((backend as DeviceBackend).dropped).toBeGreaterThan(0);
     await run(300);
     player.resume();
