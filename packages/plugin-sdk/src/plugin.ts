@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import type { z } from 'zod';
 import type { BackendClass, ExtensionClass } from './backend.js';
 import { ErrorCodes, SpeakerdError } from './errors.js';
+import { inject, injectable } from 'tsyringe';
 
 /** Who a plugin is and which SDK it was written for. Checked by the host at load. */
 export interface PluginManifest {
@@ -80,4 +81,20 @@ export function packageInfo(moduleUrl: string): { name: string; version: string 
     if (up === dir) throw new Error(`no package.json above ${moduleUrl}`);
     dir = up;
   }
+}
+
+/**
+ * For plugins written in plain JavaScript, which has no parameter decorators: declare the token of each
+ * constructor parameter, in order, and make the class injectable. The same as `@injectable()` on the class and
+ * `@inject(TOKENS.X)` on every parameter.
+ *
+ * ```js
+ * class MyBackend { constructor(options, log, clock, events) { … } }
+ * withInjections(MyBackend, TOKENS.Options, TOKENS.Logger, TOKENS.Clock, TOKENS.Events);
+ * ```
+ */
+export function withInjections<C extends new (...args: never[]) => unknown>(cls: C, ...tokens: symbol[]): C {
+  tokens.forEach((token, index) => inject(token)(cls, undefined, index));
+  injectable()(cls as never);
+  return cls;
 }

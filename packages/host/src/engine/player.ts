@@ -391,6 +391,7 @@ export class Player {
       if (this.paused && this.draining.length === 0) {
         // the pause applies to this track, which starts paused
         cur.announced = true;
+        if (this.#phase === 'active') void this.#slot.backend.pause?.();
         this.emit({ type: 'paused', id: cur.id, position: this.position(cur) });
       } else if (!this.paused && cur.handed > 0) {
         cur.announced = true;
