@@ -74,8 +74,14 @@ export function buildProgram(actions: Actions): Command {
 
   addGlobals(program)
     .description(
-      'Audio output host for a music server: decoders stream PCM into a Unix socket, the music server controls\n' +
-        'playback over stdin/stdout (JSON lines), and tracks play back to back, gapless, through one backend.',
+      'Audio output host for a music server: decoders stream PCM into a Unix socket, the music server ' +
+        'controls playback over stdin/stdout (JSON lines), and tracks play back to back, gapless, through one ' +
+        'backend (alsa, command, rtp, or a plugin).',
+    )
+    .addHelpText(
+      'after',
+      '\nWithout a command, speakerd runs as the output host: see docs/PROTOCOL.md for the control channel and ' +
+        'the decoder socket. Exit codes: 0 done, 1 failed, 2 bad configuration or usage.',
     )
     .version(VERSION, '-V, --version', 'print the version')
     .helpOption('-h, --help', 'show this help')
