@@ -17,6 +17,12 @@ afterEach(async () => {
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
+const NATIVE_ADDON = join(import.meta.dirname, '..', 'packages', 'plugin-rtp', 'build', 'Release', 'speakerd_rtp.node');
+/** The rtp backend's native sender is built (speakerd uses it on the real clock unless rtp.native is false). */
+function haveNativeSender(): boolean {
+  return haveCapability('the native rtp sender', existsSync(NATIVE_ADDON), `${NATIVE_ADDON} is not built`);
+}
+
 function swap16(b: Uint8Array): Buffer {
   const out = Buffer.from(b);
   out.swap16();
@@ -126,6 +132,8 @@ describe('rtp backend end to end', () => {
     expect(s.events[0]).toMatchObject({ type: 'ready', backend: 'rtp', format: { encoding: 's16be' } });
     const sdp = readFileSync(join(s.dir, 'stream.sdp'), 'utf8');
     expect(sdp).toContain(`m=audio ${rx.port} RTP/AVP 10`);
+    // the real clock: the native sender thread, when it is built (said once, at info)
+    if (existsSync(NATIVE_ADDON)) expect(s.stderr).toContain('rtp sender: native thread');
 
     const rx2 = await receiver();
     cleanups.push(() => rx2.close());
@@ -175,6 +183,57 @@ describe('rtp backend end to end', () => {
     expect(types.slice(1)).toEqual([202, 203]);
     expect([200, 201]).toContain(types[0]);
     expect(last.readUInt32BE(4)).toBe(p[0]!.ssrc);
+  });
+
+  it('native sender: pause and resume keep sequence +1 per packet sent, the marker after resume, exact PCM', async () => {
+    if (!haveNativeSender()) return;
+    const rx = await receiver();
+    cleanups.push(() => rx.close());
+    const s = await Speakerd.start({ backend: 'rtp', format: CD, rtp: { port: rx.port } });
+    cleanups.push(() => s.kill());
+    expect(s.stderr.match(/rtp sender: /g)).toHaveLength(1);
+    expect(s.stderr).toContain('rtp sender: native thread');
+    const pcm = noise(44100 * 4 * 3, 41); // 3 s
+    const r = await decoder(s.socket, { id: 'p', ...CD }, pcm);
+    expect(r.reply).toEqual({ ok: true });
+    s.send({ type: 'play', id: 'p' });
+    await s.waitFor((e) => e.type === 'playing' && e.id === 'p', 10000);
+    await sleep(800);
+    s.send({ type: 'pause' });
+    await s.waitFor((e) => e.type === 'paused', 5000);
+    await sleep(300);
+    const nPause = rx.rtp.length;
+    await sleep(400);
+    expect(rx.rtp.length).toBe(nPause); // nothing while paused (pauseMode stop)
+    s.send({ type: 'resume' });
+    await s.waitFor((e) => e.type === 'finished' && e.id === 'p', 20000);
+    await sleep(1500);
+    expect(await s.close()).toBe(0);
+    await sleep(200);
+    const p = rx.rtp;
+    for (let i = 1; i < p.length; i++) {
+      expect(p[i]!.seq).toBe((p[i - 1]!.seq + 1) & 0xffff);
+      if (i !== nPause) expect((p[i]!.ts - p[i - 1]!.ts) >>> 0).toBe(p[i - 1]!.payload.length / 4);
+    }
+    expect(p.map((x, i) => (x.marker ? i : -1)).filter((i) => i >= 0)).toEqual([0, nPause]);
+    expect(Buffer.concat(p.map((x) => x.payload)).equals(swap16(pcm))).toBe(true);
+  });
+
+  it('rtp.native: false uses the JavaScript sender (says why) and sends the same exact stream', async () => {
+    const rx = await receiver();
+    cleanups.push(() => rx.close());
+    const s = await Speakerd.start({ backend: 'rtp', format: CD, rtp: { port: rx.port, native: false } });
+    cleanups.push(() => s.kill());
+    expect(s.stderr).toContain('rtp sender: JavaScript timers (rtp.native is false)');
+    const pcm = noise(44100 * 4, 42);
+    await playOne(s, 'j', pcm);
+    await sleep(1500);
+    expect(await s.close()).toBe(0);
+    await sleep(200);
+    const p = rx.rtp;
+    for (let i = 1; i < p.length; i++) expect(p[i]!.seq).toBe((p[i - 1]!.seq + 1) & 0xffff);
+    expect(p.map((x, i) => (x.marker ? i : -1)).filter((i) => i >= 0)).toEqual([0]);
+    expect(Buffer.concat(p.map((x) => x.payload)).equals(swap16(pcm))).toBe(true);
   });
 
   it('keeps running when nothing listens (ECONNREFUSED): reports the backend lost, never exits', async () => {

@@ -21,6 +21,8 @@ const OUT = process.env.BENCH_OUT ?? join(REPO, 'docs/benchmarks.md');
 const RATE = 44100;
 const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+/** The rtp backend's "rtp sender: …" start-up lines seen (native thread or JS timers). */
+const senderPath = new Set();
 
 function have(cmd, args) {
   const r = spawnSync(cmd, args, { stdio: 'ignore' });
@@ -151,14 +153,27 @@ async function oneRun(input, dir, tools) {
       '--config',
       cfgPath,
       '--log-level',
-      'warn',
+      'info',
     ],
     {
       cwd: dir,
-      stdio: ['pipe', 'pipe', 'inherit'],
+      stdio: ['pipe', 'pipe', 'pipe'],
     },
   );
   children.push(sd);
+  // which sender the rtp backend uses (native thread or JS timers): its start-up log line says
+  let errBuf = '';
+  sd.stderr.setEncoding('utf8').on('data', (d) => {
+    errBuf += d;
+    let i;
+    while ((i = errBuf.indexOf('\n')) >= 0) {
+      const line = errBuf.slice(0, i);
+      errBuf = errBuf.slice(i + 1);
+      const m = /rtp sender: ([^"]*)/.exec(line);
+      if (m) senderPath.add(m[1]);
+      else if (/"level":\s*(40|50|60)|\b(WARN|ERROR|FATAL)\b/.test(line)) process.stderr.write(line + '\n');
+    }
+  });
   streams.speakerd.pid = sd.pid;
   let buf = '';
   const events = [];
@@ -167,8 +182,14 @@ async function oneRun(input, dir, tools) {
     buf += d;
     let i;
     while ((i = buf.indexOf('\n')) >= 0) {
-      const e = JSON.parse(buf.slice(0, i));
+      const line = buf.slice(0, i);
       buf = buf.slice(i + 1);
+      if (!line.startsWith('{')) {
+        // e.g. --trace-gc through BENCH_NODE_ARGS
+        if (process.env.BENCH_ECHO === '1') process.stderr.write(line + '\n');
+        continue;
+      }
+      const e = JSON.parse(line);
       events.push(e);
       for (const w of [...waiters]) {
         if (!w.pred(e)) continue;
@@ -327,6 +348,7 @@ async function main() {
       `- Machine: ${cpus()[0]?.model ?? '?'}, ${cpus().length} CPUs, ${Math.round(totalmem() / 2 ** 30)} GiB, Linux ${release()}`,
       `- Node ${process.version}; ${tools.ffmpeg ? ver('ffmpeg', ['-version']) : 'no ffmpeg'}; ${tools.gst ? ver('gst-launch-1.0', ['--version']) : 'no GStreamer'}`,
       `- ${RUNS} run(s) of ${SECONDS} s (BENCH_RUNS, BENCH_SECONDS)`,
+      `- speakerd's sender: ${senderPath.size ? [...senderPath].join('; ') : 'unknown (no "rtp sender" log line)'}`,
       '',
       '| sender | packets/s | payload bytes | CPU s per 60 s audio | deviation p50 ms | p99 ms | max ms |',
       '|---|---:|---:|---:|---:|---:|---:|',

@@ -6,6 +6,7 @@ import { resolve as resolvePath } from 'node:path';
 import {
   ErrorCodes,
   RateLimitedLog,
+  RealClock,
   SpeakerdError,
   TOKENS,
   bytesPerFrame,
@@ -28,6 +29,7 @@ import { RTP_HEADER, framesPerPacket, payloadFor, writeRtpHeader, type Payload }
 import { MAX_CNAME, rtcpIntervalMs, writeBye, writeEmptyRr, writeSdes, writeSr } from './rtcp.js';
 import { buildSap } from './sap.js';
 import { buildSdp } from './sdp.js';
+import { DELIVERY, FLUSHED, META, STAT, loadNative, type NativeSender } from './native.js';
 import {
   classify,
   isMulticast,
@@ -54,6 +56,21 @@ const FILL_PACKETS = 4;
 /** Packet buffers kept at most (16 normally; more only while the kernel holds sends back). */
 const MAX_POOL = 256;
 const NTP_OFFSET_S = 2_208_988_800;
+
+/** Native path: JS hands packets to the sender thread this often (about 17 wake-ups a second instead of ~122). */
+export const NATIVE_BATCH_MS = 60;
+/** Native path: packets are handed over this far beyond the next batch (a late JS timer does not starve it). */
+export const NATIVE_SAFETY_MS = 40;
+
+/** Which sender a backend uses: the native thread, or one JS timer per packet. */
+export type SenderPath = 'native' | 'js';
+
+/** True when `clock` is the real monotonic clock (performance.now(), i.e. CLOCK_MONOTONIC). */
+function isRealClock(clock: Clock): boolean {
+  if (clock instanceof RealClock) return true;
+  // a second copy of the SDK (another module instance): same class by name and same time base
+  return clock.constructor?.name === 'RealClock' && Math.abs(clock.now() - performance.now()) < 5;
+}
 
 interface PoolEntry {
   buf: Buffer;
@@ -136,6 +153,25 @@ export class RtpBackend implements Backend {
   #sdp: string | undefined;
   #sessionId: number;
 
+  // ------------------------------------------------------------------ native sender (real clock only)
+  #native: NativeSender | undefined;
+  /** Why the JS sender is used (undefined on the native path). */
+  readonly #nativeWhy: string | undefined;
+  #nativeNow: (() => number) | undefined;
+  /** CLOCK_MONOTONIC ms minus clock.now() ms. */
+  #offsetMs = 0;
+  #slotBytes = 0;
+  #slots = 0;
+  #stage: Buffer = Buffer.alloc(0);
+  #stageViews: Buffer[] = [];
+  #meta = new Float64Array(0);
+  readonly #stats = new Float64Array(STAT.length);
+  readonly #flushed = new Float64Array(FLUSHED.length);
+  /** Frames handed over per native batch at most (lead + batch + safety). */
+  #horizonMs = 0;
+  #sentSeen = 0;
+  readonly #nativeIds = new Map<string, number>();
+
   // ------------------------------------------------------------------ transport and errors
   readonly #transport: Transport;
   #destination: Destination | undefined;
@@ -163,6 +199,20 @@ export class RtpBackend implements Backend {
     let cname = opts.cname ?? `speakerd@${safeHostname()}`;
     while (Buffer.byteLength(cname) > MAX_CNAME) cname = cname.slice(0, -1);
     this.#cname = Buffer.from(cname);
+    if (!opts.native) this.#nativeWhy = 'rtp.native is false';
+    else if (transportFactory !== udpTransport) this.#nativeWhy = 'a test transport is in use';
+    else if (!isRealClock(clock)) this.#nativeWhy = 'the clock is not the real monotonic clock';
+    else {
+      const { binding, why } = loadNative();
+      this.#nativeWhy = why;
+      if (binding) {
+        this.#native = new binding.Sender((code, errno, count, to, message) =>
+          this.#nativeFailed(code, errno, count, to, message),
+        );
+        this.#nativeNow = () => binding.nowMs();
+        this.#syncOffset();
+      }
+    }
     this.#transport = transportFactory({
       ttl: opts.ttl,
       loop: opts.loop,
@@ -219,6 +269,8 @@ export class RtpBackend implements Backend {
       default:
         this.#delivery = auto;
     }
+    if (this.#native) this.log.info({ sender: 'native' }, 'rtp sender: native thread (CLOCK_MONOTONIC)');
+    else this.log.info({ sender: 'js', why: this.#nativeWhy }, `rtp sender: JavaScript timers (${this.#nativeWhy})`);
     if (opts.mode !== 'request') await this.#connectDestination();
     this.log.info(
       { destination: `${address}:${opts.port}`, mode: opts.mode, delivery: this.#delivery, ssrc: this.ssrc },
@@ -233,6 +285,10 @@ export class RtpBackend implements Backend {
     this.#active = true;
     this.#count = 0;
     this.#head = 0;
+    if (this.#native) {
+      this.#syncOffset();
+      this.#nativeFlush();
+    }
     if (this.#rtcpTimer === undefined) this.#scheduleRtcp();
     if (this.opts.sap && this.#sapTimer === undefined) this.#announce();
     if (this.#paused && this.opts.pauseMode === 'silence') this.#start();
@@ -256,17 +312,24 @@ export class RtpBackend implements Backend {
     if (first < frames) this.#ring.set(data.subarray(first * bpf, frames * bpf), 0);
     this.#count += frames;
     if (!this.#running) this.#start();
+    else if (this.#native) {
+      // the thread's queue runs out before the next batch: hand over now (the host was late)
+      const now = this.clock.now();
+      if (this.#deadline(this.#cursor) < now + NATIVE_BATCH_MS) this.#pump(now);
+    }
     return frames;
   }
 
   delay(): number {
-    return this.#count;
+    if (!this.#native) return this.#count;
+    this.#native.stats(this.#stats);
+    return this.#count + this.#stats[STAT.queuedHostFrames]!;
   }
 
   flush(): number {
     const n = this.#count;
     this.#count = 0;
-    return n;
+    return n + this.#nativeFlush();
   }
 
   pause(): void {
@@ -280,12 +343,15 @@ export class RtpBackend implements Backend {
 
   resume(): void {
     this.#paused = false;
+    // silence queued ahead in the thread would delay the music: take it back (never sent, so no gap on the wire)
+    if (this.#native && this.opts.pauseMode === 'silence') this.#nativeFlush();
     // the host writes next; a stopped stream restarts then, with the marker bit and the timestamp moved on
   }
 
   async idle(): Promise<void> {
     this.#active = false;
     this.#count = 0;
+    this.#nativeFlush();
     this.#stop();
   }
 
@@ -294,6 +360,11 @@ export class RtpBackend implements Backend {
     this.#closed = true;
     this.#active = false;
     this.#stop();
+    if (this.#native) {
+      this.#nativeFlush();
+      this.#syncNative();
+      this.#native.close(); // joins the thread: it waits on a condition variable, so this returns at once
+    }
     for (const t of [this.#rtcpTimer, this.#sapTimer, this.#retryTimer]) if (t) this.clock.clearTimeout(t);
     this.#rtcpTimer = this.#sapTimer = this.#retryTimer = undefined;
     try {
@@ -321,6 +392,11 @@ export class RtpBackend implements Backend {
     };
   }
 
+  /** Which sender is in use, and why not the native one. */
+  get sender(): { path: SenderPath; why?: string } {
+    return this.#native ? { path: 'native' } : { path: 'js', why: this.#nativeWhy };
+  }
+
   /** The SDP text describing the stream (also written to `rtp.sdp`). */
   get sdp(): string | undefined {
     return this.#sdp;
@@ -340,6 +416,22 @@ export class RtpBackend implements Backend {
     const lead = Math.floor((this.opts.leadMs * format.rate) / 1000);
     // room for the lead and FILL_PACKETS packets more: the host tops up every FILL_PACKETS packets
     this.#capacity = lead + FILL_PACKETS * n;
+    if (this.#native) {
+      this.#nativeFlush(); // what the thread still holds is in the old format: take it back first
+      // native: the thread holds packets up to a horizon ahead; the ring what the next batch needs (the host tops
+      // it up at every batch)
+      this.#horizonMs = this.opts.leadMs + NATIVE_BATCH_MS + NATIVE_SAFETY_MS;
+      const horizon = Math.ceil((this.#horizonMs * format.rate) / 1000);
+      this.#capacity = Math.ceil(((this.opts.leadMs + NATIVE_BATCH_MS) * format.rate) / 1000) + FILL_PACKETS * n;
+      this.#slots = Math.ceil(horizon / n) + 2 * FILL_PACKETS + 8;
+      this.#slotBytes = RTP_HEADER + n * this.#bpf;
+      this.#native.configure(this.#slots, this.#slotBytes);
+      this.#stage = Buffer.alloc(this.#slots * this.#slotBytes);
+      this.#stageViews = [];
+      for (let i = 0; i < this.#slots; i++)
+        this.#stageViews.push(this.#stage.subarray(i * this.#slotBytes, (i + 1) * this.#slotBytes));
+      this.#meta = new Float64Array(this.#slots * META);
+    }
     this.#ringFrames = this.#capacity;
     this.#ring = Buffer.alloc(this.#ringFrames * this.#bpf);
     this.#head = this.#count = 0;
@@ -383,7 +475,12 @@ export class RtpBackend implements Backend {
     }
     this.#markNext = true;
     this.#running = true;
-    this.#schedule(this.#deadline(this.#cursor), now);
+    if (this.#native) {
+      // from write(): no wake() here (the host is writing); the next batch asks for more
+      this.#pump(now);
+      if (this.#timer) this.clock.clearTimeout(this.#timer);
+      this.#timer = this.#running ? this.clock.setTimeout(this.#nativeTick, NATIVE_BATCH_MS) : undefined;
+    } else this.#schedule(this.#deadline(this.#cursor), now);
   }
 
   /** Move the schedule to `now`: the frames real time consumed since `due` are skipped in the timestamp. */
@@ -498,16 +595,192 @@ export class RtpBackend implements Backend {
     }
   }
 
+  // =================================================================== native sender
+
+  #syncOffset(): void {
+    if (!this.#nativeNow) return;
+    // the smallest of a few readings: neither call is preempted in between
+    let best = Infinity;
+    let offset = 0;
+    for (let i = 0; i < 3; i++) {
+      const a = this.clock.now();
+      const m = this.#nativeNow();
+      const b = this.clock.now();
+      if (b - a < best) {
+        best = b - a;
+        offset = m - (a + b) / 2;
+      }
+    }
+    this.#offsetMs = offset;
+  }
+
+  /**
+   * Drop what the thread has not sent: the sequence number and the timeline go back by what was dropped (the
+   * sequence number counts packets sent). Returns the host's frames among them.
+   */
+  #nativeFlush(): number {
+    const native = this.#native;
+    if (!native || this.#closed) return 0;
+    const out = this.#flushed;
+    if (native.flush(out) === 0) return 0;
+    this.#seq = (this.#seq - out[FLUSHED.packets]! + 0x10000) & 0xffff;
+    this.#cursor -= out[FLUSHED.frames]!;
+    if (out[FLUSHED.marker]) this.#markNext = true;
+    return out[FLUSHED.hostFrames]!;
+  }
+
+  /** Counters for RTCP from the thread: what was actually sent. */
+  #syncNative(): void {
+    const native = this.#native;
+    if (!native) return;
+    const st = this.#stats;
+    native.stats(st);
+    const sent = st[STAT.sentPackets]!;
+    this.#packets = sent;
+    this.#octets = st[STAT.sentOctets]!;
+    if (sent > 0) this.#lastSentMs = st[STAT.lastSentMs]! - this.#offsetMs;
+  }
+
+  /** One batch wake-up: hand over what is due within the horizon, ask the host to top up, come back. */
+  readonly #nativeTick = (): void => {
+    this.#timer = undefined;
+    if (!this.#running || this.#closed) return;
+    const now = this.clock.now();
+    this.#pump(now);
+    if (this.#running) {
+      this.#timer = this.clock.setTimeout(this.#nativeTick, NATIVE_BATCH_MS);
+      if (!this.#paused) this.events.wake();
+    } else this.events.wake();
+  };
+
+  /** Build every packet due before now + horizon from the ring (or silence) and hand them to the thread at once. */
+  #pump(now: number): void {
+    const native = this.#native!;
+    const st = this.#stats;
+    native.stats(st);
+    const sent = st[STAT.sentPackets]!;
+    if (sent > this.#sentSeen) {
+      this.#sentSeen = sent;
+      if (this.#state === 'lost' && now - this.#lastErrorMs > RECOVER_MS) {
+        this.#state = 'ok';
+        this.log.info('sending works again');
+        this.events.backendState('ok', 'sending works again');
+      }
+    }
+    const room = Math.min(st[STAT.freeSlots]!, this.#slots);
+    const n = this.#framesPerPacket;
+    const bpf = this.#bpf;
+    const limit = now + this.#horizonMs;
+    const silence = this.#paused && this.opts.pauseMode === 'silence';
+    const meta = this.#meta;
+    let k = 0;
+    while (k < room) {
+      let due = this.#deadline(this.#cursor);
+      if (due > limit) break;
+      if (now - due > this.opts.catchUpMs) {
+        // a stall or a clock jump: continue at real time from now, never burst to catch up
+        this.#reanchor(now, due);
+        this.#markNext = true;
+        due = now;
+      }
+      let frames: number;
+      let hostFrames: number;
+      const buf = this.#stageViews[k]!;
+      if (this.#count >= n || (this.#count > 0 && due <= now + NATIVE_BATCH_MS + EARLY_MS)) {
+        // a full packet, or the last few frames when they cannot wait for the next batch
+        frames = hostFrames = Math.min(n, this.#count);
+        const ringFrames = this.#ringFrames;
+        const first = Math.min(frames, ringFrames - this.#head);
+        this.#ring.copy(buf, RTP_HEADER, this.#head * bpf, (this.#head + first) * bpf);
+        if (first < frames) this.#ring.copy(buf, RTP_HEADER + first * bpf, 0, (frames - first) * bpf);
+        this.#head += frames;
+        if (this.#head >= ringFrames) this.#head -= ringFrames;
+        this.#count -= frames;
+      } else if (this.#count === 0 && silence) {
+        frames = n;
+        hostFrames = 0;
+        this.#silence.copy(buf, RTP_HEADER);
+      } else {
+        // nothing (or a short packet that can wait): dry once the thread has sent everything up to now
+        if (this.#count === 0 && due <= now) this.#running = false;
+        break;
+      }
+      this.#header(buf);
+      const m = k * META;
+      meta[m] = due + this.#offsetMs;
+      meta[m + 1] = RTP_HEADER + frames * bpf;
+      meta[m + 2] = frames;
+      meta[m + 3] = hostFrames;
+      this.#seq = (this.#seq + 1) & 0xffff;
+      this.#cursor += frames;
+      this.#markNext = false;
+      k++;
+    }
+    if (k > 0) {
+      const took = native.enqueue(this.#stage, meta, k, this.#slotBytes);
+      if (took < k) this.log.warn({ took, k }, 'the native sender refused packets (closed?)');
+    }
+    if (!this.#running && this.#timer) {
+      this.clock.clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
+  }
+
+  /** A report from the thread: `count` sends failed since the last one, the last with `code`. */
+  #nativeFailed(code: string, errno: number, count: number, to: string, message: string): void {
+    const err = Object.assign(new Error(message), { code, errno: -errno });
+    this.#sendFailed(err, undefined, to, count);
+  }
+
+  async #nativeAdd(dest: Destination, delivery: Delivery): Promise<void> {
+    const native = this.#native;
+    if (!native || this.#closed) return;
+    const key = `${dest.address}|${dest.port}`;
+    if (this.#nativeIds.has(key)) return;
+    const id = native.addRecipient(
+      dest.address,
+      dest.port,
+      DELIVERY[delivery],
+      this.opts.ttl,
+      this.opts.loop,
+      this.opts.interface ?? '',
+      `${dest.address}:${dest.port}`,
+    );
+    this.#nativeIds.set(key, id);
+  }
+
+  async #nativeRemove(dest: Destination): Promise<void> {
+    const native = this.#native;
+    if (!native) return;
+    let address = dest.address;
+    try {
+      address = await resolveAddress(dest.address);
+    } catch {
+      return;
+    }
+    const key = `${address}|${dest.port}`;
+    const id = this.#nativeIds.get(key);
+    if (id === undefined) return;
+    this.#nativeIds.delete(key);
+    if (!this.#closed) native.removeRecipient(id);
+  }
+
   // =================================================================== errors
 
-  #sendFailed(err: Error, dest: Destination | undefined): void {
+  #sendFailed(err: Error, dest: Destination | undefined, to?: string, count = 1): void {
     const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
-    const where = dest ? `${dest.address}:${dest.port}` : e.address ? `${e.address}:${e.port ?? '?'}` : 'a recipient';
+    const where =
+      to || (dest ? `${dest.address}:${dest.port}` : e.address ? `${e.address}:${e.port ?? '?'}` : 'a recipient');
     this.#lastErrorMs = this.clock.now();
     const { log, suppressed } = this.#errorLog.shouldLog();
     if (log)
       this.log.warn(
-        { code: e.code, to: where, ...(suppressed > 0 ? { suppressed } : {}) },
+        {
+          code: e.code,
+          to: where,
+          ...(count > 1 ? { failed: count } : {}),
+          ...(suppressed > 0 ? { suppressed } : {}),
+        },
         `sending to ${where} failed (${errorText(err)}); the datagram is dropped`,
       );
     if (this.#state !== 'lost' && !this.#closed) {
@@ -519,7 +792,8 @@ export class RtpBackend implements Backend {
   async #connectDestination(): Promise<void> {
     const dest = this.#destination!;
     try {
-      await this.#transport.add(dest, this.#delivery);
+      const d = await this.#transport.add(dest, this.#delivery);
+      await this.#nativeAdd(d, this.#delivery);
       if (this.#state === 'lost' && this.#retryTimer !== undefined) {
         this.#state = 'ok';
         this.events.backendState('ok', `sending to ${dest.address}:${dest.port}`);
@@ -574,6 +848,7 @@ export class RtpBackend implements Backend {
 
   /** Compound RTCP packet in #rtcpBuf: SR (or an empty RR once we have stopped sending) + SDES, + BYE. */
   #buildReport(bye: boolean): number {
+    this.#syncNative();
     const buf = this.#rtcpBuf;
     const now = this.clock.now();
     let n = 0;
@@ -593,6 +868,7 @@ export class RtpBackend implements Backend {
   }
 
   #scheduleRtcp(): void {
+    this.#syncNative();
     const rate = this.#format?.rate ?? 44100;
     const ms = rtcpIntervalMs({
       members: 1 + Math.max(0, this.#transport.list().length),
@@ -637,7 +913,13 @@ export class RtpBackend implements Backend {
   async #addRecipient(m: CommandMessage): Promise<Record<string, unknown>> {
     const dest = parseDestination(m);
     try {
-      await this.#transport.add(dest);
+      const d = await this.#transport.add(dest);
+      try {
+        await this.#nativeAdd(d, classify(d.address));
+      } catch (err) {
+        await this.#transport.remove(d);
+        throw err;
+      }
     } catch (err) {
       throw new SpeakerdError('bad-command', `cannot send to ${dest.address}:${dest.port}: ${errorText(err)}`, {
         plugin: PLUGIN,
@@ -649,6 +931,7 @@ export class RtpBackend implements Backend {
 
   async #removeRecipient(m: CommandMessage): Promise<Record<string, unknown>> {
     const dest = parseDestination(m);
+    await this.#nativeRemove(dest);
     if (!(await this.#transport.remove(dest)))
       throw new SpeakerdError('bad-command', `${dest.address}:${dest.port} is not a recipient`, { plugin: PLUGIN });
     this.log.info({ to: `${dest.address}:${dest.port}` }, 'recipient removed');

@@ -46,6 +46,12 @@ const fields = {
    * one (a suspended machine, a clock jump) the schedule and the RTP timestamps move forward instead of bursting.
    */
   catchUpMs: intRange(0, 10_000).default(100),
+  /**
+   * Send from the native sender thread (packets handed over in batches, each sent at its deadline by a thread
+   * sleeping on CLOCK_MONOTONIC) when the addon is built and the clock is the real one; false forces the
+   * JavaScript sender (one timer per packet).
+   */
+  native: bool().default(true),
 };
 
 /** The `rtp` section of speakerrc. */

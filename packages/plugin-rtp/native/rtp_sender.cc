@@ -1,0 +1,488 @@
+// speakerd rtp: native clock-out path. One sender thread per stream sends fully built RTP packets (JS builds
+// them: sequence, timestamp, marker, SSRC) at their absolute deadlines on CLOCK_MONOTONIC, on its own connected
+// UDP sockets (one per recipient). JS hands packets over in batches; the thread waits with
+// pthread_cond_timedwait on a CLOCK_MONOTONIC condition variable (an absolute hrtimer deadline, like
+// clock_nanosleep(TIMER_ABSTIME), but one that enqueue/flush/close can interrupt). The ring of packet slots is
+// allocated once per format: nothing is allocated per packet. Send errors are counted and reported back through a
+// ThreadSafeFunction at most every ERROR_REPORT_NS.
+#include <napi.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <net/if.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <string>
+#include <vector>
+
+namespace {
+
+constexpr int64_t ERROR_REPORT_NS = 250'000'000;
+constexpr uint32_t RTP_HEADER = 12;
+
+int64_t MonoNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+timespec ToTimespec(int64_t ns) {
+  timespec ts;
+  ts.tv_sec = ns / 1'000'000'000;
+  ts.tv_nsec = ns % 1'000'000'000;
+  return ts;
+}
+
+const char* ErrnoName(int e) {
+  switch (e) {
+    case ECONNREFUSED: return "ECONNREFUSED";
+    case ENETUNREACH: return "ENETUNREACH";
+    case EHOSTUNREACH: return "EHOSTUNREACH";
+    case ENOBUFS: return "ENOBUFS";
+    case EAGAIN: return "EAGAIN";
+    case EMSGSIZE: return "EMSGSIZE";
+    case EPERM: return "EPERM";
+    case EACCES: return "EACCES";
+    case ENETDOWN: return "ENETDOWN";
+    case EHOSTDOWN: return "EHOSTDOWN";
+    case EINVAL: return "EINVAL";
+    case EADDRNOTAVAIL: return "EADDRNOTAVAIL";
+    case ENOMEM: return "ENOMEM";
+    case EAFNOSUPPORT: return "EAFNOSUPPORT";
+    case ENODEV: return "ENODEV";
+    default: return "EIO";
+  }
+}
+
+struct Slot {
+  int64_t deadline;  // CLOCK_MONOTONIC ns
+  uint32_t len;
+  uint32_t frames;
+  uint32_t hostFrames;  // frames the host wrote (silence the backend made itself is not the host's)
+};
+
+struct Recipient {
+  int id;
+  int fd;
+  std::string label;
+};
+
+struct ErrorReport {
+  int err;
+  double count;
+  std::string to;
+};
+
+Napi::Error ErrnoError(Napi::Env env, int err, const std::string& what) {
+  Napi::Error e = Napi::Error::New(env, what + ": " + strerror(err));
+  e.Set("code", Napi::String::New(env, ErrnoName(err)));
+  e.Set("errno", Napi::Number::New(env, err));
+  return e;
+}
+
+class Sender : public Napi::ObjectWrap<Sender> {
+ public:
+  static Napi::Function Init(Napi::Env env) {
+    return DefineClass(env, "Sender",
+                       {
+                           InstanceMethod("configure", &Sender::Configure),
+                           InstanceMethod("addRecipient", &Sender::AddRecipient),
+                           InstanceMethod("removeRecipient", &Sender::RemoveRecipient),
+                           InstanceMethod("enqueue", &Sender::Enqueue),
+                           InstanceMethod("flush", &Sender::Flush),
+                           InstanceMethod("stats", &Sender::Stats),
+                           InstanceMethod("close", &Sender::Close),
+                       });
+  }
+
+  explicit Sender(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Sender>(info) {
+    Napi::Env env = info.Env();
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&cv_, &attr);
+    pthread_condattr_destroy(&attr);
+    pthread_mutex_init(&mu_, nullptr);
+    if (info.Length() < 1 || !info[0].IsFunction()) {
+      closed_ = true;
+      Napi::TypeError::New(env, "Sender(onError)").ThrowAsJavaScriptException();
+      return;
+    }
+    tsfn_ = Napi::ThreadSafeFunction::New(env, info[0].As<Napi::Function>(), "speakerd-rtp-errors", 0, 1);
+    tsfn_.Unref(env);
+    int rc = pthread_create(&thread_, nullptr, &Sender::ThreadMain, this);
+    if (rc != 0) {
+      tsfn_.Release();
+      closed_ = true;
+      ErrnoError(env, rc, "cannot start the sender thread").ThrowAsJavaScriptException();
+      return;
+    }
+    started_ = true;
+  }
+
+  ~Sender() override {
+    Shutdown();
+    pthread_cond_destroy(&cv_);
+    pthread_mutex_destroy(&mu_);
+  }
+
+ private:
+  // ---------------------------------------------------------------------------------------------- JS methods
+
+  // configure(slots, slotBytes): (re)allocate the ring; drops what is queued.
+  Napi::Value Configure(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    uint32_t slots = info[0].As<Napi::Number>().Uint32Value();
+    uint32_t bytes = info[1].As<Napi::Number>().Uint32Value();
+    if (slots < 1 || slots > 65536 || bytes < RTP_HEADER || bytes > 65535) {
+      Napi::RangeError::New(env, "configure: bad ring size").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    std::vector<uint8_t> data(size_t(slots) * bytes);
+    std::vector<Slot> ring(slots);
+    pthread_mutex_lock(&mu_);
+    data_.swap(data);
+    ring_.swap(ring);
+    slotBytes_ = bytes;
+    head_ = count_ = 0;
+    queuedFrames_ = queuedHost_ = 0;
+    pthread_mutex_unlock(&mu_);
+    return env.Undefined();
+  }
+
+  // addRecipient(address, port, delivery 0 unicast|1 multicast|2 broadcast, ttl, loop, iface, label) -> id
+  Napi::Value AddRecipient(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::string address = info[0].As<Napi::String>().Utf8Value();
+    uint32_t port = info[1].As<Napi::Number>().Uint32Value();
+    int delivery = info[2].As<Napi::Number>().Int32Value();
+    int ttl = info[3].As<Napi::Number>().Int32Value();
+    int loop = info[4].ToBoolean().Value() ? 1 : 0;
+    std::string iface = info[5].IsString() ? info[5].As<Napi::String>().Utf8Value() : "";
+    std::string label = info[6].IsString() ? info[6].As<Napi::String>().Utf8Value() : address;
+
+    addrinfo hints;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_DGRAM;
+    hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
+    addrinfo* res = nullptr;
+    std::string service = std::to_string(port);
+    int gai = getaddrinfo(address.c_str(), service.c_str(), &hints, &res);
+    if (gai != 0 || !res) {
+      Napi::Error e = Napi::Error::New(env, "not an IP address: " + address + " (" + gai_strerror(gai) + ")");
+      e.Set("code", Napi::String::New(env, "EINVAL"));
+      e.ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    int family = res->ai_family;
+    int fd = socket(family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+      int err = errno;
+      freeaddrinfo(res);
+      ErrnoError(env, err, "socket").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    auto fail = [&](const char* what) {
+      int err = errno;
+      close(fd);
+      freeaddrinfo(res);
+      ErrnoError(env, err, what).ThrowAsJavaScriptException();
+      return env.Undefined();
+    };
+    if (delivery == 1) {
+      if (family == AF_INET) {
+        unsigned char t = (unsigned char)ttl, l = (unsigned char)loop;
+        if (setsockopt(fd, IPPROTO_IP, IP_MULTICAST_TTL, &t, sizeof t) < 0) return fail("IP_MULTICAST_TTL");
+        if (setsockopt(fd, IPPROTO_IP, IP_MULTICAST_LOOP, &l, sizeof l) < 0) return fail("IP_MULTICAST_LOOP");
+        if (!iface.empty()) {
+          in_addr a;
+          if (inet_pton(AF_INET, iface.c_str(), &a) != 1) {
+            errno = EINVAL;
+            return fail("rtp.interface is not an IPv4 address");
+          }
+          if (setsockopt(fd, IPPROTO_IP, IP_MULTICAST_IF, &a, sizeof a) < 0) return fail("IP_MULTICAST_IF");
+        }
+      } else {
+        int hops = ttl;
+        unsigned int l = (unsigned int)loop;
+        if (setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, &hops, sizeof hops) < 0)
+          return fail("IPV6_MULTICAST_HOPS");
+        if (setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_LOOP, &l, sizeof l) < 0) return fail("IPV6_MULTICAST_LOOP");
+        if (!iface.empty()) {
+          // "::%eth0", "%eth0", "eth0" or an interface index
+          std::string name = iface;
+          size_t pct = name.find('%');
+          if (pct != std::string::npos) name = name.substr(pct + 1);
+          unsigned int index = if_nametoindex(name.c_str());
+          if (index == 0) {
+            char* end = nullptr;
+            unsigned long n = strtoul(name.c_str(), &end, 10);
+            if (end && *end == 0 && !name.empty()) index = (unsigned int)n;
+          }
+          if (index == 0) {
+            errno = ENODEV;
+            return fail("rtp.interface: no such interface");
+          }
+          if (setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_IF, &index, sizeof index) < 0)
+            return fail("IPV6_MULTICAST_IF");
+        }
+      }
+    } else if (delivery == 2) {
+      int on = 1;
+      if (setsockopt(fd, SOL_SOCKET, SO_BROADCAST, &on, sizeof on) < 0) return fail("SO_BROADCAST");
+    }
+    if (connect(fd, res->ai_addr, res->ai_addrlen) < 0) return fail("connect");
+    freeaddrinfo(res);
+    pthread_mutex_lock(&mu_);
+    int id = nextId_++;
+    recipients_.push_back(Recipient{id, fd, label});
+    pthread_mutex_unlock(&mu_);
+    return Napi::Number::New(env, id);
+  }
+
+  Napi::Value RemoveRecipient(const Napi::CallbackInfo& info) {
+    int id = info[0].As<Napi::Number>().Int32Value();
+    bool found = false;
+    pthread_mutex_lock(&mu_);
+    for (size_t i = 0; i < recipients_.size(); i++) {
+      if (recipients_[i].id != id) continue;
+      close(recipients_[i].fd);
+      recipients_.erase(recipients_.begin() + i);
+      found = true;
+      break;
+    }
+    pthread_mutex_unlock(&mu_);
+    return Napi::Boolean::New(info.Env(), found);
+  }
+
+  // enqueue(packets: Buffer (slotBytes apart), meta: Float64Array [deadlineMs, len, frames, hostFrames]*, n)
+  //   -> packets accepted (all of them unless the ring is full)
+  Napi::Value Enqueue(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto buf = info[0].As<Napi::Uint8Array>();
+    auto meta = info[1].As<Napi::Float64Array>();
+    uint32_t n = info[2].As<Napi::Number>().Uint32Value();
+    uint32_t stride = info.Length() > 3 ? info[3].As<Napi::Number>().Uint32Value() : 0;
+    if (meta.ElementLength() < size_t(n) * 4) n = uint32_t(meta.ElementLength() / 4);
+    const uint8_t* src = buf.Data();
+    size_t srcLen = buf.ByteLength();
+    const double* m = meta.Data();
+    uint32_t accepted = 0;
+    pthread_mutex_lock(&mu_);
+    if (stride == 0) stride = slotBytes_;
+    bool wasEmpty = count_ == 0;
+    size_t slots = ring_.size();
+    for (uint32_t i = 0; i < n && count_ < slots && !closed_; i++) {
+      uint32_t len = uint32_t(m[i * 4 + 1]);
+      size_t off = size_t(i) * stride;
+      if (len > slotBytes_ || len > stride || off + len > srcLen) break;
+      size_t tail = (head_ + count_) % slots;
+      Slot& s = ring_[tail];
+      s.deadline = int64_t(m[i * 4] * 1e6);
+      s.len = len;
+      s.frames = uint32_t(m[i * 4 + 2]);
+      s.hostFrames = uint32_t(m[i * 4 + 3]);
+      memcpy(&data_[tail * slotBytes_], src + off, len);
+      count_++;
+      queuedFrames_ += s.frames;
+      queuedHost_ += s.hostFrames;
+      accepted++;
+    }
+    if (wasEmpty && accepted > 0) pthread_cond_signal(&cv_);
+    pthread_mutex_unlock(&mu_);
+    return Napi::Number::New(env, accepted);
+  }
+
+  // flush(out: Float64Array) -> packets dropped; out = [packets, frames, hostFrames, firstHadMarker]
+  Napi::Value Flush(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    double packets, frames, host, marker = 0;
+    pthread_mutex_lock(&mu_);
+    packets = double(count_);
+    frames = double(queuedFrames_);
+    host = double(queuedHost_);
+    if (count_ > 0 && ring_[head_].len > 1 && (data_[head_ * slotBytes_ + 1] & 0x80)) marker = 1;
+    head_ = count_ = 0;
+    queuedFrames_ = queuedHost_ = 0;
+    pthread_cond_signal(&cv_);
+    pthread_mutex_unlock(&mu_);
+    if (info.Length() > 0 && info[0].IsTypedArray()) {
+      auto out = info[0].As<Napi::Float64Array>();
+      if (out.ElementLength() >= 4) {
+        out[0] = packets;
+        out[1] = frames;
+        out[2] = host;
+        out[3] = marker;
+      }
+    }
+    return Napi::Number::New(env, packets);
+  }
+
+  // stats(out: Float64Array): [queuedPackets, queuedFrames, queuedHostFrames, sentPackets, sentOctets,
+  //   lastSentMs (monotonic), freeSlots, sendErrors, nowMs (monotonic)]
+  Napi::Value Stats(const Napi::CallbackInfo& info) {
+    auto out = info[0].As<Napi::Float64Array>();
+    if (out.ElementLength() < 9) return info.Env().Undefined();
+    pthread_mutex_lock(&mu_);
+    out[0] = double(count_);
+    out[1] = double(queuedFrames_);
+    out[2] = double(queuedHost_);
+    out[3] = double(sentPackets_);
+    out[4] = double(sentOctets_);
+    out[5] = double(lastSentNs_) / 1e6;
+    out[6] = double(ring_.size() - count_);
+    out[7] = double(sendErrors_);
+    pthread_mutex_unlock(&mu_);
+    out[8] = double(MonoNs()) / 1e6;
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    Shutdown();
+    return info.Env().Undefined();
+  }
+
+  // ---------------------------------------------------------------------------------------------- thread
+
+  void Shutdown() {
+    pthread_mutex_lock(&mu_);
+    if (closed_) {
+      pthread_mutex_unlock(&mu_);
+      return;
+    }
+    closed_ = true;
+    head_ = count_ = 0;
+    queuedFrames_ = queuedHost_ = 0;
+    pthread_cond_signal(&cv_);
+    pthread_mutex_unlock(&mu_);
+    if (started_) pthread_join(thread_, nullptr);
+    started_ = false;
+    for (auto& r : recipients_) close(r.fd);
+    recipients_.clear();
+    tsfn_.Release();
+  }
+
+  static void* ThreadMain(void* self) {
+    static_cast<Sender*>(self)->Run();
+    return nullptr;
+  }
+
+  void Run() {
+    pthread_setname_np(pthread_self(), "speakerd-rtp");
+    pthread_mutex_lock(&mu_);
+    while (!closed_) {
+      if (count_ == 0) {
+        if (pendingErrors_ > 0) ReportErrors(MonoNs(), true);
+        pthread_cond_wait(&cv_, &mu_);
+        continue;
+      }
+      const Slot& s = ring_[head_];
+      int64_t now = MonoNs();
+      if (s.deadline > now) {
+        timespec at = ToTimespec(s.deadline);
+        pthread_cond_timedwait(&cv_, &mu_, &at);
+        continue;  // re-check: flushed, closed, or due
+      }
+      const uint8_t* p = &data_[head_ * slotBytes_];
+      for (size_t i = 0; i < recipients_.size(); i++) {
+        ssize_t r = send(recipients_[i].fd, p, s.len, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (r < 0) {
+          int err = errno;
+          if (err == ECONNREFUSED) {
+            // the error belonged to an earlier datagram (ICMP); this one was not sent: try once more
+            r = send(recipients_[i].fd, p, s.len, MSG_DONTWAIT | MSG_NOSIGNAL);
+            if (r >= 0) {
+              NoteError(err, i);
+              continue;
+            }
+            err = errno;
+          }
+          NoteError(err, i);
+        }
+      }
+      sentPackets_++;
+      sentOctets_ += s.len > RTP_HEADER ? s.len - RTP_HEADER : 0;
+      lastSentNs_ = now;
+      queuedFrames_ -= s.frames;
+      queuedHost_ -= s.hostFrames;
+      head_ = (head_ + 1) % ring_.size();
+      count_--;
+      if (pendingErrors_ > 0) ReportErrors(now, false);
+    }
+    pthread_mutex_unlock(&mu_);
+  }
+
+  void NoteError(int err, size_t recipient) {
+    sendErrors_++;
+    pendingErrors_++;
+    lastErr_ = err;
+    lastErrRecipient_ = recipient;
+  }
+
+  // with mu_ held
+  void ReportErrors(int64_t now, bool force) {
+    if (!force && now - lastReportNs_ < ERROR_REPORT_NS) return;
+    auto* rep = new ErrorReport{lastErr_, double(pendingErrors_),
+                                lastErrRecipient_ < recipients_.size() ? recipients_[lastErrRecipient_].label : ""};
+    pendingErrors_ = 0;
+    lastReportNs_ = now;
+    napi_status st = tsfn_.NonBlockingCall(rep, [](Napi::Env env, Napi::Function fn, ErrorReport* r) {
+      if (env != nullptr && fn != nullptr) {
+        fn.Call({Napi::String::New(env, ErrnoName(r->err)), Napi::Number::New(env, r->err),
+                 Napi::Number::New(env, r->count), Napi::String::New(env, r->to),
+                 Napi::String::New(env, strerror(r->err))});
+      }
+      delete r;
+    });
+    if (st != napi_ok) delete rep;
+  }
+
+  pthread_mutex_t mu_;
+  pthread_cond_t cv_;
+  pthread_t thread_{};
+  bool started_ = false;
+  bool closed_ = false;
+  Napi::ThreadSafeFunction tsfn_;
+
+  std::vector<uint8_t> data_;
+  std::vector<Slot> ring_;
+  uint32_t slotBytes_ = 0;
+  size_t head_ = 0;
+  size_t count_ = 0;
+  uint64_t queuedFrames_ = 0;
+  uint64_t queuedHost_ = 0;
+
+  std::vector<Recipient> recipients_;
+  int nextId_ = 1;
+
+  uint64_t sentPackets_ = 0;
+  uint64_t sentOctets_ = 0;
+  int64_t lastSentNs_ = 0;
+  uint64_t sendErrors_ = 0;
+  uint64_t pendingErrors_ = 0;
+  int lastErr_ = 0;
+  size_t lastErrRecipient_ = 0;
+  int64_t lastReportNs_ = INT64_MIN / 2;
+};
+
+Napi::Value NowMs(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), double(MonoNs()) / 1e6);
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("Sender", Sender::Init(env));
+  exports.Set("nowMs", Napi::Function::New(env, NowMs));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(speakerd_rtp, Init)

@@ -1,0 +1,103 @@
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/**
+ * Called by the sender thread (through a ThreadSafeFunction, at most every 250 ms while errors happen) with the
+ * last error and how many sends failed since the previous call.
+ */
+export type NativeErrorHandler = (code: string, errno: number, count: number, to: string, message: string) => void;
+
+/** Layout of the Float64Array `stats()` fills. */
+export const STAT = {
+  queuedPackets: 0,
+  queuedFrames: 1,
+  queuedHostFrames: 2,
+  sentPackets: 3,
+  sentOctets: 4,
+  lastSentMs: 5,
+  freeSlots: 6,
+  sendErrors: 7,
+  nowMs: 8,
+  length: 9,
+} as const;
+
+/** Layout of the Float64Array `flush()` fills. */
+export const FLUSHED = { packets: 0, frames: 1, hostFrames: 2, marker: 3, length: 4 } as const;
+
+/** Values per packet in the `meta` array given to `enqueue()`: deadline (ms, monotonic), length, frames, host frames. */
+export const META = 4;
+
+/** How a recipient's socket is set up. */
+export const DELIVERY = { unicast: 0, multicast: 1, broadcast: 2 } as const;
+
+/** One stream's sender thread and its sockets (native/rtp_sender.cc). */
+export interface NativeSender {
+  /** (Re)allocate the ring: `slots` packets of at most `slotBytes` bytes. Drops what is queued. */
+  configure(slots: number, slotBytes: number): void;
+  /** A connected UDP socket to a numeric address; throws an Error with `code` (errno name). Returns its id. */
+  addRecipient(
+    address: string,
+    port: number,
+    delivery: number,
+    ttl: number,
+    loop: boolean,
+    iface: string,
+    label: string,
+  ): number;
+  removeRecipient(id: number): boolean;
+  /**
+   * Copy `count` packets (at `stride`-byte offsets in `packets`) into the ring; `meta` holds {@link META} values
+   * per packet. Returns how many were taken (fewer only when the ring is full).
+   */
+  enqueue(packets: Uint8Array, meta: Float64Array, count: number, stride: number): number;
+  /** Drop every packet not sent yet; fills `out` ({@link FLUSHED}) and returns the packets dropped. */
+  flush(out: Float64Array): number;
+  /** Fill `out` ({@link STAT}). */
+  stats(out: Float64Array): void;
+  /** Stop and join the thread, close the sockets. Idempotent; never blocks longer than one send. */
+  close(): void;
+}
+
+export interface Binding {
+  Sender: new (onError: NativeErrorHandler) => NativeSender;
+  /** CLOCK_MONOTONIC in ms. */
+  nowMs(): number;
+}
+
+const packageDir = join(dirname(fileURLToPath(import.meta.url)), '..');
+/** Where `node-gyp rebuild` puts the addon. */
+export const ADDON_PATH = join(packageDir, 'build', 'Release', 'speakerd_rtp.node');
+
+let cached: { binding?: Binding; why?: string } | undefined;
+
+/** The native sender, or why it is unavailable. */
+export function loadNative(): { binding?: Binding; why?: string } {
+  if (cached) return cached;
+  if (process.platform !== 'linux') {
+    cached = { why: `the native sender is for Linux only (this is ${process.platform})` };
+    return cached;
+  }
+  if (!existsSync(ADDON_PATH)) {
+    cached = {
+      why:
+        `the native addon is not built (${ADDON_PATH} is missing): install g++, make and python3, ` +
+        `then run "npm rebuild @speakerd/plugin-rtp"`,
+    };
+    return cached;
+  }
+  try {
+    const binding = createRequire(import.meta.url)(ADDON_PATH) as Binding;
+    if (typeof binding.Sender !== 'function' || typeof binding.nowMs !== 'function')
+      throw new Error('it does not export Sender and nowMs');
+    cached = { binding };
+  } catch (err) {
+    cached = {
+      why:
+        `the native addon cannot be loaded (${err instanceof Error ? err.message : String(err)}): ` +
+        `run "npm rebuild @speakerd/plugin-rtp"`,
+    };
+  }
+  return cached;
+}
