@@ -250,12 +250,22 @@ export class Player {
     }
   }
 
+  /**
+   * The next fill, `ms` from now, unless one is due sooner. After every fill the tick is re-armed from scratch
+   * (#rearmTick), so a backend that wakes the host itself more often than `tickMs` costs no extra wake-ups.
+   */
   #scheduleTick(ms: number): void {
     if (this.#tick || this.#closed) return;
     this.#tick = this.clock.setTimeout(() => {
       this.#tick = undefined;
       this.#fill();
     }, ms);
+  }
+
+  #rearmTick(ms: number): void {
+    if (this.#tick) this.clock.clearTimeout(this.#tick);
+    this.#tick = undefined;
+    this.#scheduleTick(ms);
   }
 
   #scheduleReport(): void {
@@ -403,7 +413,7 @@ export class Player {
       else this.#scheduleTick(this.#slot.backend.tickMs ?? this.opts.tickMs);
     } else if (this.#pendingSwap && !this.#swapping && this.#atSafePoint()) void this.#swap();
     else if (!this.#hasWork() && this.#ledger.unheard === 0 && this.#phase === 'active') void this.#idle();
-    else if (this.#phase === 'active') this.#scheduleTick(this.#slot.backend.tickMs ?? this.opts.tickMs);
+    else if (this.#phase === 'active') this.#rearmTick(this.#slot.backend.tickMs ?? this.opts.tickMs);
   }
 
   /** The format a track plays in: the backend's choice (formatFor), else the negotiated output format. */
