@@ -200,27 +200,18 @@ export function encode(
 /** Reverse the byte order of every `width`-byte sample of `src` into `dst` (same length). */
 export function swapBytes(src: Uint8Array, dst: Uint8Array, width: number): void {
   const n = src.length;
-  if (width === 2) {
-    for (let i = 0; i < n; i += 2) {
-      const a = src[i]!;
-      dst[i] = src[i + 1]!;
-      dst[i + 1] = a;
-    }
+  if (width === 2 || width === 4) {
+    // copy, then Node's native in-place swap (much faster than a JS loop on large buffers)
+    if (dst !== src) dst.set(src.subarray(0, n));
+    const view = Buffer.from(dst.buffer, dst.byteOffset, n);
+    if (width === 2) view.swap16();
+    else view.swap32();
   } else if (width === 3) {
     for (let i = 0; i < n; i += 3) {
       const a = src[i]!;
       dst[i + 1] = src[i + 1]!;
       dst[i] = src[i + 2]!;
       dst[i + 2] = a;
-    }
-  } else if (width === 4) {
-    for (let i = 0; i < n; i += 4) {
-      const a = src[i]!;
-      const b = src[i + 1]!;
-      dst[i] = src[i + 3]!;
-      dst[i + 1] = src[i + 2]!;
-      dst[i + 2] = b;
-      dst[i + 3] = a;
     }
   } else {
     dst.set(src);
