@@ -58,7 +58,7 @@ const MAX_POOL = 256;
 const NTP_OFFSET_S = 2_208_988_800;
 
 /** Native path: JS hands packets to the sender thread this often (about 17 wake-ups a second instead of ~122). */
-export const NATIVE_BATCH_MS = 60;
+export const NATIVE_BATCH_MS = 100;
 /** Native path: packets are handed over this far beyond the next batch (a late JS timer does not starve it). */
 export const NATIVE_SAFETY_MS = 40;
 
