@@ -323,3 +323,27 @@ describe('flush and replay of a resampled track', () => {
     expect(Buffer.compare(got, want)).toBe(0);
   });
 });
+
+describe('volume on a backend whose flush is seamless', () => {
+  it('takes back what is queued unsent and rewrites it at the new volume: heard at once, nothing lost', async () => {
+    class SendQueue extends DeviceBackend {
+      readonly flushIsSeamless = true;
+    }
+    const { backend, player, track, run } = setup({ backend: (c) => new SendQueue(c, 200 * K) });
+    track('v', 1000 * K, 8000);
+    player.play('v', () => undefined as never);
+    await run(300);
+    const queuedAtChange = (backend as SendQueue).pacer.queued();
+    expect(queuedAtChange).toBeGreaterThan(100 * K); // 200 ms lead: most of it would still play loud
+    const heardBefore = backend.pacer.elapsedFrames();
+    player.setVolume(50);
+    await run(1500);
+    const out = Array.from(backend.output());
+    expect(out.length).toBe(1000 * K);
+    const firstQuiet = out.indexOf(1000);
+    // everything not yet heard when the volume changed comes out at the new volume (8000 * 0.125)
+    expect(firstQuiet).toBeLessThanOrEqual(heardBefore + 1);
+    expect(out.slice(0, firstQuiet).every((v) => v === 8000)).toBe(true);
+    expect(out.slice(firstQuiet).every((v) => v === 1000)).toBe(true);
+  });
+});

@@ -42,7 +42,7 @@ import {
 } from './transport.js';
 
 /** How often the host offers frames on its own; the backend wakes it after each packet it sends. */
-export const HOST_TICK_MS = 100;
+export const HOST_TICK_MS = 300;
 /** A timer that fires at most this early still sends the packet (Node's timers can fire up to ~1 ms early). */
 export const EARLY_MS = 1;
 /** Errors stop being reported as `lost` once sending has worked this long without one. */
@@ -58,7 +58,7 @@ const MAX_POOL = 256;
 const NTP_OFFSET_S = 2_208_988_800;
 
 /** Native path: JS hands packets to the sender thread this often (about 17 wake-ups a second instead of ~122). */
-export const NATIVE_BATCH_MS = 100;
+export const NATIVE_BATCH_MS = 250;
 /** Native path: packets are handed over this far beyond the next batch (a late JS timer does not starve it). */
 export const NATIVE_SAFETY_MS = 40;
 
@@ -97,6 +97,8 @@ function errorText(err: unknown): string {
 export class RtpBackend implements Backend {
   readonly pacing = 'clock' as const;
   readonly tickMs = HOST_TICK_MS;
+  /** flush() takes back only packets not yet sent; the stream goes on seamlessly when refilled. */
+  readonly flushIsSeamless = true;
   readonly commands: Readonly<Record<string, CommandHandler>>;
 
   // ------------------------------------------------------------------ stream identity (RFC 3550 5.1)

@@ -86,6 +86,13 @@ export interface Backend {
    */
   flush?(): number;
 
+  /**
+   * True when {@link flush} only takes back audio that has not left for the listener and the stream goes on
+   * without a gap if the host refills at once (a send queue, unlike a device that stops on drop). The host then
+   * also uses flush to make a `volume` change heard at once rather than after the queue has played out.
+   */
+  readonly flushIsSeamless?: boolean;
+
   /** Output stops (the host stops writing). Optional hook: e.g. start sending silence, or nothing. */
   pause?(): void | Promise<void>;
 

@@ -170,8 +170,17 @@ export class Player {
     return 'stillborn';
   }
 
+  /**
+   * Software volume for what is written from now on. A backend whose flush is seamless gives back what it holds
+   * unsent, so the change is heard at once; elsewhere it is heard once the backend's queue has played out.
+   */
   setVolume(volume: number): void {
+    const changed = volume !== this.volume;
     this.volume = volume;
+    const backend = this.#slot.backend;
+    if (!changed || this.#phase !== 'active' || backend.setVolume || !backend.flush || !backend.flushIsSeamless) return;
+    this.#ledger.rewind(backend.flush());
+    this.kick();
   }
 
   /** Audible position of `track` in seconds, millisecond precision, never decreasing. */
