@@ -2,17 +2,14 @@ import plugin from '../src/index.js';
 import { RtpBackend } from '../src/backend.js';
 import type { Destination, SendDone, Transport, TransportFactory } from '../src/transport.js';
 import {
-  TOKENS,
   VirtualClock,
   bytesPerFrame,
-  type BackendState,
+  registerPluginServices,
   type Clock,
-  type HostEvents,
-  type Logger,
   type PluginContext,
   type SampleFormat,
 } from '@speakerd/plugin-sdk';
-// after the SDK, which loads reflect-metadata first
+import { MemoryLogger, RecordingEvents, noise } from '@speakerd/plugin-sdk/testing';
 import { container } from 'tsyringe';
 import { createSocket, type Socket } from 'node:dgram';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -21,42 +18,16 @@ import { join } from 'node:path';
 
 export const CD: SampleFormat = { encoding: 's16le', rate: 44100, channels: 2 };
 
-export interface LogEntry {
-  level: string;
-  fields: Record<string, unknown>;
-  msg: string;
-}
-
-export function collectingLogger(entries: LogEntry[] = []): Logger & { entries: LogEntry[] } {
-  const make =
-    (level: string) =>
-    (a: string | Record<string, unknown>, b?: string): void => {
-      if (typeof a === 'string') entries.push({ level, fields: {}, msg: a });
-      else entries.push({ level, fields: a, msg: b ?? '' });
-    };
-  const self = {
-    entries,
-    trace: make('trace'),
-    debug: make('debug'),
-    info: make('info'),
-    warn: make('warn'),
-    error: make('error'),
-    fatal: make('fatal'),
-    child: () => self,
-  };
-  return self;
+/** A collecting logger (kept under its old name for the tests that use it). */
+export function collectingLogger(): MemoryLogger {
+  return new MemoryLogger();
 }
 
 /** Host events whose wake() runs `onWake` at once (the host does it in a microtask: same wake-up). */
-export class TestEvents implements HostEvents {
-  states: { state: BackendState; message: string }[] = [];
-  wakes = 0;
+export class TestEvents extends RecordingEvents {
   onWake: () => void = () => {};
-  backendState(state: BackendState, message: string): void {
-    this.states.push({ state, message });
-  }
-  wake(): void {
-    this.wakes++;
+  override wake(): void {
+    super.wake();
     this.onWake();
   }
 }
@@ -64,7 +35,7 @@ export class TestEvents implements HostEvents {
 export interface Harness {
   backend: RtpBackend;
   clock: VirtualClock;
-  log: ReturnType<typeof collectingLogger>;
+  log: MemoryLogger;
   events: TestEvents;
   dir: string;
   format: SampleFormat;
@@ -87,12 +58,13 @@ export async function makeBackend(
   if (transport) {
     backend = new RtpBackend(opts, log, clock as Clock, events, context, transport);
   } else {
-    const c = container.createChildContainer();
-    c.register(TOKENS.Options, { useValue: opts });
-    c.register(TOKENS.Logger, { useValue: log });
-    c.register(TOKENS.Clock, { useValue: clock });
-    c.register(TOKENS.Events, { useValue: events });
-    c.register(TOKENS.Context, { useValue: context });
+    const c = registerPluginServices(container.createChildContainer(), {
+      options: opts,
+      logger: log,
+      clock,
+      events,
+      context,
+    });
     backend = c.resolve<RtpBackend>(plugin.backend as never);
   }
   await backend.init();
@@ -246,19 +218,9 @@ export async function run(clock: VirtualClock, ms: number, stepMs = 20): Promise
   }
 }
 
-/** A recognisable pattern with no all-zero frame. */
+/** Deterministic noise (the SDK test kit's), seeded so each test's stream is its own. */
 export function pattern(bytes: number, seed = 0): Uint8Array {
-  const out = new Uint8Array(bytes);
-  let x = (seed * 2654435761) >>> 0 || 1;
-  for (let i = 0; i < bytes; i++) {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    out[i] = x & 0xff;
-  }
-  return out;
+  return noise(bytes, (seed * 2654435761) >>> 0 || 1);
 }
 
 /** A transport that keeps nothing: `onPacket` sees every RTP packet (valid only during the call). */
