@@ -1,35 +1,14 @@
 #!/usr/bin/env node
-// Tolerant install step: build the native addon with node-gyp when a compiler is there; otherwise say so and
-// succeed, so that `npm install` of speakerd never fails for want of ALSA. Choosing the `alsa` backend on such
-// a machine gives SPEAKERD_ERR_BACKEND_UNAVAILABLE with what is missing and how to get it.
+// Tolerant install step (see @speakerd/plugin-sdk/build-addon): npm install of speakerd never fails for want of a
+// compiler; choosing the `alsa` backend then gives SPEAKERD_ERR_BACKEND_UNAVAILABLE saying what is missing.
 // The addon loads libasound.so.2 with dlopen at run time: libasound2-dev is not needed to build it.
-import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-
-const here = join(dirname(fileURLToPath(import.meta.url)), '..');
-const warn = (why) => {
-  process.stderr.write(
-    `@speakerd/plugin-alsa: the native addon was not built (${why}).\n` +
-      `  The alsa backend is unavailable until it is: install g++, make and python3 (apt-get install g++ make python3),\n` +
-      `  then run "npm rebuild @speakerd/plugin-alsa". Other backends work as usual.\n`,
-  );
-  process.exit(0);
-};
-
-if (process.platform !== 'linux') warn(`ALSA exists on Linux only, this is ${process.platform}`);
-let gyp;
 try {
-  gyp = createRequire(import.meta.url).resolve('node-gyp/bin/node-gyp.js');
-} catch {
-  warn('node-gyp is not installed');
+  const { buildAddon } = await import('@speakerd/plugin-sdk/build-addon');
+  buildAddon({
+    packageName: '@speakerd/plugin-alsa',
+    packageDir: new URL('..', import.meta.url),
+    without: 'the alsa backend is unavailable (other backends work as usual)',
+  });
+} catch (err) {
+  process.stderr.write(`@speakerd/plugin-alsa: the native addon was not built (${err.message}).\n`);
 }
-const args = [gyp, 'rebuild'];
-// Build against the headers of the running Node when they are installed next to it (no download needed).
-const prefix = dirname(dirname(process.execPath));
-if (existsSync(join(prefix, 'include', 'node', 'node_api.h'))) args.push(`--nodedir=${prefix}`);
-const r = spawnSync(process.execPath, args, { cwd: here, stdio: ['ignore', 'inherit', 'inherit'] });
-if (r.error) warn(r.error.message);
-if (r.status !== 0) warn(`node-gyp exited with status ${r.status}`);
