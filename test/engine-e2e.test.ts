@@ -278,6 +278,60 @@ describe('control channel', () => {
     expect(Buffer.compare(readFileSync(join(s.dir, 'out2.raw')), Buffer.from(pcm2))).toBe(0);
   });
 
+  it('reload with a new output format: tracks not yet started are converted to it, the backend restarted with it', async () => {
+    const s = await start({
+      command: { run: 'echo "$SPEAKERD_ENCODING/$SPEAKERD_RATE/$SPEAKERD_CHANNELS" >> formats.log; cat >> out.raw' },
+    });
+    const a = testSignal(OUT, 4410, 71);
+    await decoder(s.socket, { id: 'fa', ...OUT }, a);
+    await untilEof(s, 'fa');
+    s.send({ type: 'play', id: 'fa' });
+    await s.waitFor((e) => e.type === 'finished' && e.id === 'fa');
+    const cfgFile = join(s.dir, 'speakerrc.json');
+    const cfg = JSON.parse(readFileSync(cfgFile, 'utf8'));
+    const MONO: SampleFormat = { encoding: 's16be', rate: 44100, channels: 1 };
+    writeFileSync(cfgFile, JSON.stringify({ ...cfg, format: MONO }));
+    expect(await s.request({ type: 'reload' })).toMatchObject({ type: 'reloaded' });
+    const b = testSignal(OUT, 4410, 72);
+    await decoder(s.socket, { id: 'fb', ...OUT }, b);
+    await untilEof(s, 'fb');
+    s.send({ type: 'play', id: 'fb' });
+    await s.waitFor((e) => e.type === 'finished' && e.id === 'fb');
+    const c = createConverter(OUT, MONO);
+    const bMono = Buffer.concat([Buffer.from(c.convert(b)), Buffer.from(c.end())]);
+    const file = join(s.dir, 'out.raw');
+    await outputSettles(file, a.length + bMono.length);
+    expect((await s.status()).format).toEqual(MONO);
+    expect(await s.close()).toBe(0);
+    expect(Buffer.compare(readFileSync(file), Buffer.concat([Buffer.from(a), bMono]))).toBe(0);
+    expect(readFileSync(join(s.dir, 'formats.log'), 'utf8')).toBe('s16le/44100/2\ns16be/44100/1\n');
+  });
+
+  it('a decoder that vanishes mid-track ends that track with what arrived; the next plays on', async () => {
+    const s = await start();
+    const part = testSignal(OUT, 4410, 81);
+    const next = testSignal(OUT, 4410, 82);
+    // connect, send part of the audio, then drop the connection without a clean end
+    const { connect } = await import('node:net');
+    const sock = connect(s.socket);
+    await new Promise<void>((r) => sock.once('connect', () => r()));
+    sock.write(JSON.stringify({ id: 'gone', ...OUT }) + '\n');
+    sock.write(part);
+    await s.waitFor((e) => e.type === 'arrived' && e.id === 'gone');
+    await new Promise((r) => setTimeout(r, 100));
+    sock.destroy();
+    await untilEof(s, 'gone');
+    await decoder(s.socket, { id: 'after', ...OUT }, next);
+    await untilEof(s, 'after');
+    s.send({ type: 'play', id: 'gone' });
+    s.send({ type: 'play', id: 'after' });
+    await s.waitFor((e) => e.type === 'finished' && e.id === 'after');
+    const file = join(s.dir, 'out.raw');
+    await outputSettles(file, part.length + next.length);
+    expect(await s.close()).toBe(0);
+    expect(Buffer.compare(readFileSync(file), Buffer.concat([Buffer.from(part), Buffer.from(next)]))).toBe(0);
+  });
+
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     it(`exits 0 on ${signal}, stopping the backend, and removes its socket`, async () => {
       const s = await start({ command: { run: 'cat >> out.raw; echo closed >> out.log' } });

@@ -203,7 +203,8 @@ export class Player {
    */
   replaceBackend(make: () => Promise<BackendSlot>): void {
     this.#pendingSwap = make;
-    this.kick();
+    if (this.#phase === 'inactive' && !this.#swapping) void this.#swap();
+    else this.kick();
   }
 
   async close(): Promise<void> {
