@@ -65,6 +65,8 @@ export class Player {
   #pendingSwap: (() => Promise<BackendSlot>) | undefined;
   #swapping = false;
   #scratch = new Uint8Array(0);
+  /** The last fill stopped for want of input: new data should be written at once. */
+  #hungry = false;
   /** The negotiated output format; tracks play in it unless the backend asks for their own (formatFor). */
   #baseFormat: SampleFormat;
   /** A track is waiting for the backend to switch to this format. */
@@ -190,9 +192,14 @@ export class Player {
     return Math.round((track.reported * 1000) / this.#slot.format.rate) / 1000;
   }
 
-  /** A track's decoder delivered data or ended: the loop may be able to go on. */
+  /**
+   * A track's decoder delivered data or ended. The loop is filled at once only when it is waiting for input (or
+   * the track has not started, or has ended); a track that is playing from a full buffer needs no extra fill for
+   * every socket read.
+   */
   inputChanged(track: Track): void {
-    if (track === this.current || track === this.next || this.draining.includes(track)) this.kick();
+    if (track !== this.current && track !== this.next && !this.draining.includes(track)) return;
+    if (this.#hungry || !track.started || track.eof) this.kick();
   }
 
   // ---------------------------------------------------------------- backend lifecycle
@@ -324,6 +331,7 @@ export class Player {
   #fillOnce(): void {
     const backend = this.#slot.backend;
     const fb = this.#frameBytes;
+    this.#hungry = false;
     let budget = Math.floor(backend.writable());
     for (const src of this.#sources()) {
       if (budget <= 0) break;
@@ -333,6 +341,7 @@ export class Player {
         if (pauseHere) break;
         if (this.#pendingSwap) break; // a backend change waits for this boundary
         if (!src.ready(this.opts.startThresholdMs) || !src.input) {
+          this.#hungry = true;
           if (src.role === 'current' && backend.pacing === 'clock') budget -= this.#writeSilence(budget);
           break;
         }
@@ -363,6 +372,7 @@ export class Player {
         }
       }
       if (starved) {
+        this.#hungry = true;
         if (backend.pacing === 'clock' && budget > 0 && (src.role === 'current' || src.role === 'finished'))
           budget -= this.#writeSilence(budget);
         break;
