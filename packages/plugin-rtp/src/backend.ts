@@ -548,6 +548,13 @@ export class RtpBackend implements Backend {
     const e = this.#nextEntry(RTP_HEADER + this.#framesPerPacket * bpf);
     const buf = e.buf;
     this.#header(buf);
+    this.#takeFrames(buf, frames);
+    this.#emit(e, frames, now);
+  }
+
+  /** Move `frames` queued frames from the ring into `buf` after the RTP header (the ring may wrap). */
+  #takeFrames(buf: Buffer, frames: number): void {
+    const bpf = this.#bpf;
     const ringFrames = this.#ringFrames;
     const first = Math.min(frames, ringFrames - this.#head);
     this.#ring.copy(buf, RTP_HEADER, this.#head * bpf, (this.#head + first) * bpf);
@@ -555,7 +562,6 @@ export class RtpBackend implements Backend {
     this.#head += frames;
     if (this.#head >= ringFrames) this.#head -= ringFrames;
     this.#count -= frames;
-    this.#emit(e, frames, now);
   }
 
   #sendSilence(now: number): void {
@@ -691,13 +697,7 @@ export class RtpBackend implements Backend {
       if (this.#count >= n || (this.#count > 0 && due <= now + NATIVE_BATCH_MS + EARLY_MS)) {
         // a full packet, or the last few frames when they cannot wait for the next batch
         frames = hostFrames = Math.min(n, this.#count);
-        const ringFrames = this.#ringFrames;
-        const first = Math.min(frames, ringFrames - this.#head);
-        this.#ring.copy(buf, RTP_HEADER, this.#head * bpf, (this.#head + first) * bpf);
-        if (first < frames) this.#ring.copy(buf, RTP_HEADER + first * bpf, 0, (frames - first) * bpf);
-        this.#head += frames;
-        if (this.#head >= ringFrames) this.#head -= ringFrames;
-        this.#count -= frames;
+        this.#takeFrames(buf, frames);
       } else if (this.#count === 0 && silence) {
         frames = n;
         hostFrames = 0;
