@@ -15,6 +15,8 @@ interface Item {
   decoder?: { kill(): void };
   failed?: string;
   arrived?: boolean;
+  /** a `playing` event has been seen for it (its position need not be 0: a short track is announced as it ends) */
+  announced?: boolean;
 }
 
 /** Seconds of audio in `file` according to ffprobe, or undefined. */
@@ -161,7 +163,8 @@ export async function runPlay(files: string[], opts: GlobalOptions): Promise<num
               dur: mmss(it.duration),
               state: e.type === 'paused' ? '(paused)' : '',
             });
-          } else if (e.type === 'playing' && e.position === 0) {
+          } else if (e.type === 'playing' && !it.announced) {
+            it.announced = true;
             say(`playing ${it.file}${it.duration === undefined ? '' : ` (${mmss(it.duration)})`}`);
           }
           break;
