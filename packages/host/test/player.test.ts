@@ -4,6 +4,7 @@ import {
   VirtualClock,
   bytesPerFrame,
   type Backend,
+  type Clock,
   type Logger,
   type SampleFormat,
 } from '@speakerd/plugin-sdk';
@@ -93,19 +94,39 @@ function pcm(frames: number, value: number): Buffer {
   return b;
 }
 
-function setup(opts: { earlyFinishMs?: number; backend?: (c: VirtualClock) => RecordingBackend } = {}) {
+function setup(
+  opts: {
+    earlyFinishMs?: number;
+    reportIntervalMs?: number;
+    backend?: (c: VirtualClock) => RecordingBackend;
+  } = {},
+) {
   const clock = new VirtualClock();
   const backend = opts.backend ? opts.backend(clock) : new RecordingBackend(clock);
   const events: (PlayerEvent & { at: number })[] = [];
+  /** The player's own timers: when each was armed for, and when each fired. */
+  const timers = { armed: 0, fired: [] as number[] };
+  const playerClock: Clock = {
+    now: () => clock.now(),
+    wallNow: () => clock.wallNow(),
+    setTimeout: (fn, ms) => {
+      timers.armed++;
+      return clock.setTimeout(() => {
+        timers.fired.push(clock.now());
+        fn();
+      }, ms);
+    },
+    clearTimeout: (h) => clock.clearTimeout(h),
+  };
   const player = new Player(
-    clock,
+    playerClock,
     quiet,
     (e) => events.push({ ...e, at: clock.now() }),
     () => {},
     { backend, format: F },
     {
       earlyFinishMs: opts.earlyFinishMs ?? 200,
-      reportIntervalMs: 100,
+      reportIntervalMs: opts.reportIntervalMs ?? 100,
       bufferMs: 60_000,
       startThresholdMs: 50,
       tickMs: 10,
@@ -128,7 +149,7 @@ function setup(opts: { earlyFinishMs?: number; backend?: (c: VirtualClock) => Re
     }
     await Promise.resolve();
   };
-  return { clock, backend, events, player, track, run };
+  return { clock, backend, events, player, track, run, timers };
 }
 
 describe('play loop on a virtual clock', () => {
@@ -252,6 +273,62 @@ describe('play loop on a virtual clock', () => {
     const n = backend.output().length;
     expect(n).toBeGreaterThanOrEqual(30_000 * K);
     expect(n).toBeLessThanOrEqual((30_000 + 20 + 10) * K);
+  });
+});
+
+describe('wake-ups of the play loop', () => {
+  /** Asks for a fill once a second, like the native RTP sender (1 s batches, lead to cover them). */
+  class BatchBackend extends RecordingBackend {
+    readonly tickMs = 1000;
+    constructor(clock: VirtualClock) {
+      super(clock, 1500 * K);
+    }
+  }
+
+  it('a backend filled once a second and the one-second report share one wake-up', async () => {
+    const { player, track, run, events, timers } = setup({
+      reportIntervalMs: 1000,
+      backend: (c) => new BatchBackend(c),
+    });
+    track('long', 40_000 * K, 3);
+    player.play('long', () => undefined as never);
+    await run(30_000);
+    // one wake-up a second (plus the start): fills and reports never wake the loop separately
+    const wakeups = new Set(timers.fired).size;
+    expect(wakeups).toBeGreaterThanOrEqual(29);
+    expect(wakeups).toBeLessThanOrEqual(32);
+    const reports = events.filter((e) => e.type === 'playing').map((e) => e.at);
+    expect(reports.length).toBeGreaterThanOrEqual(29);
+    for (let i = 2; i < reports.length; i++) {
+      const gap = reports[i]! - reports[i - 1]!;
+      expect(gap).toBeGreaterThanOrEqual(980);
+      expect(gap).toBeLessThanOrEqual(1021);
+    }
+    // positions keep up with the clock: the last report is within a second of the time played
+    const last = events.filter((e) => e.type === 'playing').at(-1) as { position: number; at: number };
+    expect(last.position).toBeGreaterThan(28);
+  });
+
+  it('fills the backend wakes for itself never re-arm the loop timer (no clear-and-set per fill)', async () => {
+    class PacketBackend extends RecordingBackend {
+      readonly tickMs = 300; // a fallback: the backend wakes the host itself
+    }
+    const { clock, player, track, run, timers } = setup({
+      reportIntervalMs: 1000,
+      backend: (c) => new PacketBackend(c),
+    });
+    // the backend wakes the host every 8 ms (one packet), like the JS RTP sender
+    const wake = () => {
+      player.kick();
+      clock.setTimeout(wake, 8);
+    };
+    clock.setTimeout(wake, 8);
+    track('long', 20_000 * K, 3);
+    player.play('long', () => undefined as never);
+    await run(10_000);
+    // about 1250 fills; the loop's own timer is armed about once per tickMs and per report, not once per fill
+    expect(timers.armed).toBeLessThanOrEqual(10_000 / 300 + 10_000 / 1000 + 5);
+    expect(timers.armed).toBeGreaterThan(0);
   });
 });
 

@@ -57,10 +57,13 @@ const FILL_PACKETS = 4;
 const MAX_POOL = 256;
 const NTP_OFFSET_S = 2_208_988_800;
 
-/** Native path: JS hands packets to the sender thread this often (about 17 wake-ups a second instead of ~122). */
-export const NATIVE_BATCH_MS = 250;
-/** Native path: packets are handed over this far beyond the next batch (a late JS timer does not starve it). */
-export const NATIVE_SAFETY_MS = 40;
+/**
+ * Native path: JS hands packets to the sender thread once a batch, at the host's fill (the backend's `tickMs`), so
+ * the main thread wakes about once a second (and the one-second `playing` report shares that wake-up).
+ */
+export const NATIVE_BATCH_MS = 1000;
+/** Native path: packets are handed over this far beyond the next batch (a late host tick does not starve it). */
+export const NATIVE_SAFETY_MS = 100;
 
 /** Which sender a backend uses: the native thread, or one JS timer per packet. */
 export type SenderPath = 'native' | 'js';
@@ -96,7 +99,10 @@ function errorText(err: unknown): string {
 @injectable()
 export class RtpBackend implements Backend {
   readonly pacing = 'clock' as const;
-  readonly tickMs = HOST_TICK_MS;
+  /** How often the host fills: every packet wakes it on the JS path; on the native path its fill is the batch. */
+  get tickMs(): number {
+    return this.#native ? NATIVE_BATCH_MS : HOST_TICK_MS;
+  }
   /** flush() takes back only packets not yet sent; the stream goes on seamlessly when refilled. */
   readonly flushIsSeamless = true;
   readonly commands: Readonly<Record<string, CommandHandler>>;
@@ -297,6 +303,8 @@ export class RtpBackend implements Backend {
   }
 
   writable(): number {
+    // native: the host's fill is the batch: hand the thread what falls due before the next one (or silence)
+    if (this.#native && this.#running && !this.#closed) this.#pump(this.clock.now());
     if (!this.#active || this.#paused) return 0;
     return this.#capacity - this.#count;
   }
@@ -477,12 +485,9 @@ export class RtpBackend implements Backend {
     }
     this.#markNext = true;
     this.#running = true;
-    if (this.#native) {
-      // from write(): no wake() here (the host is writing); the next batch asks for more
-      this.#pump(now);
-      if (this.#timer) this.clock.clearTimeout(this.#timer);
-      this.#timer = this.#running ? this.clock.setTimeout(this.#nativeTick, NATIVE_BATCH_MS) : undefined;
-    } else this.#schedule(this.#deadline(this.#cursor), now);
+    // native: no timer of the backend's own; the host's next fill (tickMs) is the next batch
+    if (this.#native) this.#pump(now);
+    else this.#schedule(this.#deadline(this.#cursor), now);
   }
 
   /** Move the schedule to `now`: the frames real time consumed since `due` are skipped in the timestamp. */
@@ -649,18 +654,6 @@ export class RtpBackend implements Backend {
     if (sent > 0) this.#lastSentMs = st[STAT.lastSentMs]! - this.#offsetMs;
   }
 
-  /** One batch wake-up: hand over what is due within the horizon, ask the host to top up, come back. */
-  readonly #nativeTick = (): void => {
-    this.#timer = undefined;
-    if (!this.#running || this.#closed) return;
-    const now = this.clock.now();
-    this.#pump(now);
-    if (this.#running) {
-      this.#timer = this.clock.setTimeout(this.#nativeTick, NATIVE_BATCH_MS);
-      if (!this.#paused) this.events.wake();
-    } else this.events.wake();
-  };
-
   /** Build every packet due before now + horizon from the ring (or silence) and hand them to the thread at once. */
   #pump(now: number): void {
     const native = this.#native!;
@@ -694,7 +687,7 @@ export class RtpBackend implements Backend {
       let frames: number;
       let hostFrames: number;
       const buf = this.#stageViews[k]!;
-      if (this.#count >= n || (this.#count > 0 && due <= now + NATIVE_BATCH_MS + EARLY_MS)) {
+      if (this.#count >= n || (this.#count > 0 && due <= now + NATIVE_BATCH_MS + NATIVE_SAFETY_MS)) {
         // a full packet, or the last few frames when they cannot wait for the next batch
         frames = hostFrames = Math.min(n, this.#count);
         this.#takeFrames(buf, frames);

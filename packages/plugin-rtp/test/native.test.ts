@@ -26,13 +26,15 @@ async function setup(raw: Record<string, unknown>): Promise<Harness> {
   return h;
 }
 
-/** A host stand-in on the real clock: writes `pcm` on every wake; `rewind(n)` plays n frames again (after flush). */
+/** A host stand-in on the real clock: offers frames every 100 ms and on every wake, writing `pcm` while it lasts. */
 function host(h: Harness, pcm: Uint8Array) {
   const bpf = bytesPerFrame(h.format);
   let off = 0;
   let paused = false;
   const fill = () => {
-    if (paused) return;
+    // like the host, offer on every tick, with or without frames: on the native path that is the batch
+    const room = h.backend.writable();
+    if (paused || room <= 0) return;
     while (off * bpf < pcm.length) {
       const w = h.backend.writable();
       if (w <= 0) return;

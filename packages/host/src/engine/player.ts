@@ -57,8 +57,14 @@ export class Player {
   #phase: BackendPhase = 'inactive';
   #frameBytes: number;
   #ledger: OutputLedger;
-  #tick: TimerHandle | undefined;
-  #report: TimerHandle | undefined;
+  /** The loop's one timer: armed for the earlier of the next fill and the next report. */
+  #timer: TimerHandle | undefined;
+  /** When #timer fires (clock ms). */
+  #timerAt = Infinity;
+  /** The next fill is due by then (undefined: no fill scheduled). */
+  #tickDue: number | undefined;
+  /** The next `playing`/`paused` report is due then (undefined: none scheduled). */
+  #reportDue: number | undefined;
   #filling = false;
   #closed = false;
   #activateFailures = 0;
@@ -216,9 +222,8 @@ export class Player {
 
   async close(): Promise<void> {
     this.#closed = true;
-    if (this.#tick) this.clock.clearTimeout(this.#tick);
-    if (this.#report) this.clock.clearTimeout(this.#report);
-    this.#tick = this.#report = undefined;
+    if (this.#timer) this.clock.clearTimeout(this.#timer);
+    this.#timer = this.#tickDue = this.#reportDue = undefined;
     for (const t of this.tracks.values()) t.discard();
     this.#phase = 'closing';
     await this.#slot.backend.close();
@@ -242,7 +247,7 @@ export class Player {
   #ensureRunning(): void {
     if (this.#closed) return;
     if (this.#phase === 'inactive') void this.#activate();
-    if (!this.#report) this.#scheduleReport();
+    if (this.#reportDue === undefined) this.#scheduleReport();
   }
 
   async #activate(): Promise<void> {
@@ -267,35 +272,77 @@ export class Player {
     }
   }
 
-  /**
-   * The next fill, `ms` from now, unless one is due sooner. After every fill the tick is re-armed from scratch
-   * (#rearmTick), so a backend that wakes the host itself more often than `tickMs` costs no extra wake-ups.
+  /*
+   * Timing. Fills and reports share one timer, and that timer is only ever moved earlier, never cleared to be set
+   * later: Node keeps its own wake-up for a cleared timer, so "clear and set again" after every fill costs one
+   * empty wake-up each time. A fill that happens for another reason (a backend's wake(), new input) only moves
+   * #tickDue on; the pending timer then fires, finds nothing due, and is armed for the rest. A report that falls
+   * due within #slack of a fill goes out with that fill, so a backend that wakes the host once a second (the
+   * native RTP sender) and the default one-second report share one wake-up.
    */
+
+  /** The next fill, `ms` from now, unless one is due sooner. */
   #scheduleTick(ms: number): void {
-    if (this.#tick || this.#closed) return;
-    this.#tick = this.clock.setTimeout(() => {
-      this.#tick = undefined;
-      this.#fill();
-    }, ms);
+    if (this.#closed) return;
+    const due = this.clock.now() + ms;
+    if (this.#tickDue === undefined || due < this.#tickDue) this.#tickDue = due;
+    this.#arm();
   }
 
+  /** The next fill, `ms` after this one. */
   #rearmTick(ms: number): void {
-    if (this.#tick) this.clock.clearTimeout(this.#tick);
-    this.#tick = undefined;
-    this.#scheduleTick(ms);
+    if (this.#closed) return;
+    this.#tickDue = this.clock.now() + ms;
+    this.#arm();
   }
 
   #scheduleReport(): void {
     if (this.#closed) return;
-    this.#report = this.clock.setTimeout(() => {
-      this.#report = undefined;
-      const cur = this.current;
-      if (cur && cur.announced) {
-        const position = this.position(cur);
-        this.emit({ type: this.#pauseInEffect() ? 'paused' : 'playing', id: cur.id, position });
-      }
-      if (this.#hasWork() || this.next) this.#scheduleReport();
-    }, this.opts.reportIntervalMs);
+    this.#reportDue = this.clock.now() + this.opts.reportIntervalMs;
+    this.#arm();
+  }
+
+  /** How early a fill or report may run to share a wake-up with the other (at least 1 ms: timers fire early). */
+  #slack(): number {
+    const tick = this.#slot.backend.tickMs ?? this.opts.tickMs;
+    return Math.max(1, Math.min(20, 0.02 * Math.min(tick, this.opts.reportIntervalMs)));
+  }
+
+  #arm(): void {
+    if (this.#closed) return;
+    const due = Math.min(this.#tickDue ?? Infinity, this.#reportDue ?? Infinity);
+    if (due === Infinity) return;
+    if (this.#timer && this.#timerAt <= due + 0.5) return; // fires in time; finds out then what is due
+    if (this.#timer) this.clock.clearTimeout(this.#timer);
+    const now = this.clock.now();
+    this.#timerAt = Math.max(due, now);
+    this.#timer = this.clock.setTimeout(this.#onTimer, Math.max(0, due - now));
+  }
+
+  readonly #onTimer = (): void => {
+    this.#timer = undefined;
+    this.#timerAt = Infinity;
+    if (this.#closed) return;
+    const now = this.clock.now();
+    const slack = this.#slack();
+    if (this.#tickDue !== undefined && now >= this.#tickDue - slack) {
+      this.#tickDue = undefined;
+      this.#fill(); // reports too, when one is due
+    }
+    this.#reportIfDue(now, slack);
+    this.#arm();
+  };
+
+  /** Send the periodic `playing`/`paused` report if it is due (within `slack`). */
+  #reportIfDue(now: number, slack: number): void {
+    if (this.#reportDue === undefined || now < this.#reportDue - slack) return;
+    this.#reportDue = undefined;
+    const cur = this.current;
+    if (cur && cur.announced) {
+      const position = this.position(cur);
+      this.emit({ type: this.#pauseInEffect() ? 'paused' : 'playing', id: cur.id, position });
+    }
+    if (this.#hasWork() || this.next) this.#scheduleReport();
   }
 
   /** The pause has reached the current track (finished tracks play out first). */
@@ -434,6 +481,7 @@ export class Player {
     } else if (this.#pendingSwap && !this.#swapping && this.#atSafePoint()) void this.#swap();
     else if (!this.#hasWork() && this.#ledger.unheard === 0 && this.#phase === 'active') void this.#idle();
     else if (this.#phase === 'active') this.#rearmTick(this.#slot.backend.tickMs ?? this.opts.tickMs);
+    this.#reportIfDue(this.clock.now(), this.#slack());
   }
 
   /** The format a track plays in: the backend's choice (formatFor), else the negotiated output format. */
