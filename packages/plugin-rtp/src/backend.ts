@@ -65,6 +65,12 @@ export const NATIVE_BATCH_MS = 1000;
 /** Native path: packets are handed over this far beyond the next batch (a late host tick does not starve it). */
 export const NATIVE_SAFETY_MS = 100;
 
+/**
+ * Native path: a short packet (the last frames the host has written) waits for more frames until it is due this
+ * soon; a timer hands it over then if none came (the end of the stream, or a decoder that fell behind).
+ */
+export const NATIVE_SHORT_MS = 30;
+
 /** Which sender a backend uses: the native thread, or one JS timer per packet. */
 export type SenderPath = 'native' | 'js';
 
@@ -139,6 +145,10 @@ export class RtpBackend implements Backend {
   #anchored = false;
   #running = false;
   #timer: TimerHandle | undefined;
+  /** Native path: a hand-over is queued as a microtask. */
+  #pumpQueued = false;
+  /** When #timer fires (native path: a held short packet). */
+  #timerAt = Infinity;
   #markNext = true;
 
   #active = false;
@@ -304,7 +314,10 @@ export class RtpBackend implements Backend {
 
   writable(): number {
     // native: the host's fill is the batch: hand the thread what falls due before the next one (or silence)
-    if (this.#native && this.#running && !this.#closed) this.#pump(this.clock.now());
+    if (this.#native && this.#running && !this.#closed) {
+      this.#pump(this.clock.now(), false);
+      this.#pumpSoon(); // a short last packet, if one is needed, once the host has written what it has
+    }
     if (!this.#active || this.#paused) return 0;
     return this.#capacity - this.#count;
   }
@@ -322,11 +335,7 @@ export class RtpBackend implements Backend {
     if (first < frames) this.#ring.set(data.subarray(first * bpf, frames * bpf), 0);
     this.#count += frames;
     if (!this.#running) this.#start();
-    else if (this.#native) {
-      // the thread's queue runs out before the next batch: hand over now (the host was late)
-      const now = this.clock.now();
-      if (this.#deadline(this.#cursor) < now + NATIVE_BATCH_MS) this.#pump(now);
-    }
+    else if (this.#native) this.#pumpSoon();
     return frames;
   }
 
@@ -486,7 +495,7 @@ export class RtpBackend implements Backend {
     this.#markNext = true;
     this.#running = true;
     // native: no timer of the backend's own; the host's next fill (tickMs) is the next batch
-    if (this.#native) this.#pump(now);
+    if (this.#native) this.#pumpSoon();
     else this.#schedule(this.#deadline(this.#cursor), now);
   }
 
@@ -501,6 +510,7 @@ export class RtpBackend implements Backend {
     this.#running = false;
     if (this.#timer) this.clock.clearTimeout(this.#timer);
     this.#timer = undefined;
+    this.#timerAt = Infinity;
   }
 
   #schedule(at: number, now: number): void {
@@ -654,8 +664,39 @@ export class RtpBackend implements Backend {
     if (sent > 0) this.#lastSentMs = st[STAT.lastSentMs]! - this.#offsetMs;
   }
 
-  /** Build every packet due before now + horizon from the ring (or silence) and hand them to the thread at once. */
-  #pump(now: number): void {
+  /**
+   * Hand over once the host's fill is done (a microtask): it writes in chunks, and a hand-over after each one
+   * would end each chunk with a short packet.
+   */
+  #pumpSoon(): void {
+    if (this.#pumpQueued) return;
+    this.#pumpQueued = true;
+    queueMicrotask(() => {
+      this.#pumpQueued = false;
+      if (this.#running && !this.#closed) this.#pump(this.clock.now(), true);
+    });
+  }
+
+  /** A short packet waits for more frames: hand it over at `at` unless a fill completes it first. */
+  #holdShort(at: number, now: number): void {
+    if (this.#timer && this.#timerAt <= at) return;
+    if (this.#timer) this.clock.clearTimeout(this.#timer);
+    this.#timerAt = at;
+    this.#timer = this.clock.setTimeout(
+      () => {
+        this.#timer = undefined;
+        this.#timerAt = Infinity;
+        if (this.#running && !this.#closed) this.#pump(this.clock.now(), true);
+      },
+      Math.max(0, at - now),
+    );
+  }
+
+  /**
+   * Build every packet due before now + horizon from the ring (or silence) and hand them to the thread at once.
+   * A short packet (the ring's last frames) only with `short`, and only when it cannot wait for the next batch.
+   */
+  #pump(now: number, short: boolean): void {
     const native = this.#native!;
     const st = this.#stats;
     native.stats(st);
@@ -687,8 +728,8 @@ export class RtpBackend implements Backend {
       let frames: number;
       let hostFrames: number;
       const buf = this.#stageViews[k]!;
-      if (this.#count >= n || (this.#count > 0 && due <= now + NATIVE_BATCH_MS + NATIVE_SAFETY_MS)) {
-        // a full packet, or the last few frames when they cannot wait for the next batch
+      if (this.#count >= n || (short && this.#count > 0 && due <= now + NATIVE_SHORT_MS)) {
+        // a full packet, or the last few frames when they cannot wait any longer
         frames = hostFrames = Math.min(n, this.#count);
         this.#takeFrames(buf, frames);
       } else if (this.#count === 0 && silence) {
@@ -698,6 +739,7 @@ export class RtpBackend implements Backend {
       } else {
         // nothing (or a short packet that can wait): dry once the thread has sent everything up to now
         if (this.#count === 0 && due <= now) this.#running = false;
+        else if (this.#count > 0 && short) this.#holdShort(due - NATIVE_SHORT_MS, now);
         break;
       }
       this.#header(buf);
@@ -715,10 +757,7 @@ export class RtpBackend implements Backend {
       const took = native.enqueue(this.#stage, meta, k, this.#slotBytes);
       if (took < k) this.log.warn({ took, k }, 'the native sender refused packets (closed?)');
     }
-    if (!this.#running && this.#timer) {
-      this.clock.clearTimeout(this.#timer);
-      this.#timer = undefined;
-    }
+    if (!this.#running && this.#timer) this.#stop();
   }
 
   /** A report from the thread: `count` sends failed since the last one, the last with `code`. */

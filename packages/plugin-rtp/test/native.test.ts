@@ -26,6 +26,9 @@ async function setup(raw: Record<string, unknown>): Promise<Harness> {
   return h;
 }
 
+/** The host writes a track's buffered chunks one by one within a fill. */
+const CHUNK_FRAMES = 4096;
+
 /** A host stand-in on the real clock: offers frames every 100 ms and on every wake, writing `pcm` while it lasts. */
 function host(h: Harness, pcm: Uint8Array) {
   const bpf = bytesPerFrame(h.format);
@@ -38,7 +41,7 @@ function host(h: Harness, pcm: Uint8Array) {
     while (off * bpf < pcm.length) {
       const w = h.backend.writable();
       if (w <= 0) return;
-      const n = Math.min(w, pcm.length / bpf - off);
+      const n = Math.min(w, pcm.length / bpf - off, CHUNK_FRAMES);
       const took = h.backend.write(pcm.subarray(off * bpf, (off + n) * bpf));
       if (took === 0) return;
       off += took;
@@ -113,6 +116,9 @@ describe('rtp native sender', () => {
     await until(hst.done);
     await rx.settle();
     checkStream(rx, pcm, [0]);
+    // whole packets, whatever the host's chunks: only the very last one is short
+    const sizes = rx.rtp.map((p) => p.payload.length);
+    expect(sizes.slice(0, -1).filter((n) => n !== 360 * 4)).toEqual([]);
     // paced, not burst: the packets arrive over about the audio's duration (generous bounds: shared machine)
     const span = rx.rtp[rx.rtp.length - 1]!.at - rx.rtp[0]!.at;
     expect(span).toBeGreaterThan(700);
