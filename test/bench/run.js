@@ -5,9 +5,10 @@
 //
 //   BENCH_SECONDS (default 60)  audio per run      BENCH_RUNS (default 3)  runs; the table shows medians
 //   BENCH_OUT (default docs/benchmarks.md)         BENCH_WRITE=0           print only
+//   BENCH_SETTLE_MS (default 10000)  speakerd runs this long after start-up before the three start
 import { spawn, spawnSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, createReadStream } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, createReadStream } from 'node:fs';
 import { connect } from 'node:net';
 import { cpus, tmpdir, release, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -19,6 +20,7 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 60);
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const OUT = process.env.BENCH_OUT ?? join(REPO, 'docs/benchmarks.md');
 const RATE = 44100;
+const SETTLE_MS = Number(process.env.BENCH_SETTLE_MS ?? 10000);
 const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 /** The rtp backend's "rtp sender: …" start-up lines seen (native thread or JS timers). */
@@ -35,6 +37,23 @@ function cpuOf(pid) {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     return (Number(f[11]) + Number(f[12])) / CLK_TCK; // fields 14 and 15
+  } catch {
+    return undefined;
+  }
+}
+
+/** CPU seconds per thread name of a process (schedstat: nanosecond run time), or undefined once it is gone. */
+function threadsOf(pid) {
+  try {
+    const out = {};
+    for (const t of readdirSync(`/proc/${pid}/task`)) {
+      const stat = readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8');
+      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const run = Number(readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'utf8').split(' ')[0]) / 1e9;
+      const key = name === 'node' ? (t === String(pid) ? 'main thread' : 'V8/libuv workers') : name;
+      out[key] = (out[key] ?? 0) + run;
+    }
+    return out;
   } catch {
     return undefined;
   }
@@ -119,7 +138,12 @@ function summarise(s) {
 async function oneRun(input, dir, tools) {
   const streams = {};
   const sockets = [];
-  const names = ['speakerd', ...(tools.ffmpeg ? ['ffmpeg'] : []), ...(tools.gst ? ['gstreamer'] : [])];
+  const names = [
+    'speakerd',
+    ...(tools.ffmpeg ? ['ffmpeg'] : []),
+    ...(tools.gst ? ['gstreamer'] : []),
+    ...(tools.floor ? ['c-floor'] : []),
+  ];
   for (const name of names) {
     const pair = await bindPair();
     const s = stream(name);
@@ -209,8 +233,11 @@ async function oneRun(input, dir, tools) {
   await new Promise((r) => dec.once('connect', r));
   dec.write(JSON.stringify({ id: 'bench', encoding: 's16le', rate: RATE, channels: 2 }) + '\n');
   createReadStream(input).pipe(dec);
-  await sleep(300); // let the decoder fill the track buffer so the track starts at once
-  await sleep(1000); // speakerd settles after start-up (JIT, module loading) before the clock starts
+  // speakerd is a daemon, started once and long before it plays: its start-up (module loading, JIT, and V8's
+  // one-time heap reduction some seconds later) stays out of the window, as ffmpeg's and GStreamer's do
+  await sleep(SETTLE_MS);
+  const threads0 = threadsOf(sd.pid);
+  const audio0 = performance.now();
 
   // the three start together
   sd.stdin.write(JSON.stringify({ type: 'play', id: 'bench' }) + '\n');
@@ -270,9 +297,16 @@ async function oneRun(input, dir, tools) {
     children.push(g);
     streams.gstreamer.pid = g.pid;
   }
+  if (tools.floor) {
+    const c = spawn(tools.floor, [String(streams['c-floor'].port), input], { stdio: ['ignore', 'ignore', 'inherit'] });
+    children.push(c);
+    streams['c-floor'].pid = c.pid;
+  }
   const exits = children.slice(1).map((c) => new Promise((r) => c.on('exit', r)));
   await waitFor((e) => e.type === 'finished' && e.id === 'bench');
   await sleep(1500); // the last second plays out
+  const threads1 = threadsOf(sd.pid);
+  const audioS = (performance.now() - audio0) / 1000;
   // one last CPU sample for each sender that is still there
   for (const s of Object.values(streams)) {
     const c = cpuOf(s.pid);
@@ -282,7 +316,12 @@ async function oneRun(input, dir, tools) {
   await Promise.race([Promise.all([...exits, new Promise((r) => sd.on('exit', r))]), sleep(15000)]);
   for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
   for (const s of sockets) s.close();
-  return Object.values(streams).map(summarise);
+  const res = Object.values(streams).map(summarise);
+  if (threads0 && threads1)
+    res[0].threads = Object.fromEntries(
+      Object.keys(threads1).map((k) => [k, ((threads1[k] - (threads0[k] ?? 0)) * 60) / audioS]),
+    );
+  return res;
 }
 
 function fmt(x, digits = 2) {
@@ -298,6 +337,11 @@ async function main() {
   if (!tools.gst) console.log('gst-launch-1.0 is not usable here: its column is left out');
   const dir = mkdtempSync(join(tmpdir(), 'speakerd-bench-'));
   try {
+    // the floor: a minimal C sender (one clock_nanosleep and one send() per packet), for reference only
+    const floorBin = join(dir, 'floor');
+    const cc = spawnSync('cc', ['-O2', '-o', floorBin, join(REPO, 'test/bench/floor.c')], { encoding: 'utf8' });
+    if (cc.status === 0) tools.floor = floorBin;
+    else console.log(`no C compiler (cc): the c-floor reference is left out ${cc.error?.message ?? cc.stderr}`);
     const input = join(dir, 'in.raw');
     const frames = SECONDS * RATE;
     const pcm = Buffer.alloc(frames * 4);
@@ -315,8 +359,25 @@ async function main() {
         console.log(
           `  ${x.name.padEnd(10)} packets ${x.packets}  cpu/60s ${fmt(x.cpuPer60s)} s  dev p50 ${fmt(x.p50)} p99 ${fmt(x.p99)} max ${fmt(x.max)} ms`,
         );
+      if (res[0].threads)
+        console.log(
+          `  speakerd per thread (s per 60 s): ${Object.entries(res[0].threads)
+            .map(([k, v]) => `${k} ${fmt(v, 3)}`)
+            .join(', ')}`,
+        );
       runs.push(res);
     }
+    // CPU ratios within each run (the three ran side by side, so they share that run's conditions)
+    const runRatio = (other) =>
+      runs
+        .map((r) => {
+          const a = r.find((x) => x.name === 'speakerd')?.cpuPer60s;
+          const b = r.find((x) => x.name === other)?.cpuPer60s;
+          return a / b;
+        })
+        .filter(Number.isFinite);
+    const threadNames = [...new Set(runs.flatMap((r) => Object.keys(r[0].threads ?? {})))];
+    const threadMedian = (k) => median(runs.map((r) => r[0].threads?.[k]).filter(Number.isFinite));
     const names = runs[0].map((x) => x.name);
     const table = names.map((name) => {
       const rows = runs.map((r) => r.find((x) => x.name === name));
@@ -341,7 +402,8 @@ async function main() {
       '(`-re … -acodec pcm_s16be -f rtp`), GStreamer (`rawaudioparse ! audioconvert ! rtpL16pay pt=10 ! udpsink sync=true`)',
       'and speakerd (`backend: "rtp"`, defaults, fed by a decoder) stream the same 44.1 kHz stereo audio at the same',
       'time, each to its own 127.0.0.1 port. CPU is utime + stime from `/proc/<pid>/stat` over the streaming window,',
-      'scaled to 60 s of audio (start-up is left out for all three). Deviation is |arrival − RTP-timestamp time|',
+      'scaled to 60 s of audio (start-up is left out for all three: speakerd, a daemon, is started',
+      '`BENCH_SETTLE_MS` before the three begin). Deviation is |arrival − RTP-timestamp time|',
       'around its median, per packet, measured by one receiver. Each figure is the median of the runs.',
       '',
       `- Date: ${new Date().toISOString()}`,
@@ -357,17 +419,38 @@ async function main() {
           `| ${t.name} | ${fmt(t.packetsPerS, 1)} | ${fmt(t.payloadBytes, 0)} | ${fmt(t.cpuPer60s, 3)} | ${fmt(t.p50)} | ${fmt(t.p99)} | ${fmt(t.max)} |`,
       ),
       '',
-      'speakerd relative to the others (lower is better):',
+      '`c-floor` (`test/bench/floor.c`, when `cc` is there) is the least a sender that paces every packet on its own',
+      'wake-up can cost here: C, one `clock_nanosleep(TIMER_ABSTIME)` and one `send()` per packet, no RTCP — a',
+      'reference, not a target.',
       '',
-      '| vs | CPU | deviation p99 | max |',
-      '|---|---:|---:|---:|',
-      ...['ffmpeg', 'gstreamer']
+      ...(by['c-floor'] && by.ffmpeg
+        ? [
+            `Half of ffmpeg's CPU (${fmt(by.ffmpeg.cpuPer60s / 2, 3)} s) is ${by.ffmpeg.cpuPer60s / 2 < by['c-floor'].cpuPer60s ? 'below' : 'above'} the c-floor's (${fmt(by['c-floor'].cpuPer60s, 3)} s).`,
+            '',
+          ]
+        : []),
+      'speakerd relative to the others (lower is better); CPU also as the ratio within each run, where all the',
+      "senders shared the machine's conditions (median, and the range over the runs):",
+      '',
+      '| vs | CPU (medians) | CPU per run: median | range | deviation p99 | max |',
+      '|---|---:|---:|---:|---:|---:|',
+      ...['ffmpeg', 'gstreamer', 'c-floor']
         .filter((n) => by[n])
-        .map(
-          (n) =>
-            `| ${n} | ${ratio(by.speakerd.cpuPer60s, by[n].cpuPer60s)} | ${ratio(by.speakerd.p99, by[n].p99)} | ${ratio(by.speakerd.max, by[n].max)} |`,
-        ),
+        .map((n) => {
+          const rr = runRatio(n);
+          return `| ${n} | ${ratio(by.speakerd.cpuPer60s, by[n].cpuPer60s)} | ${fmt(median(rr))}× | ${fmt(Math.min(...rr))}–${fmt(Math.max(...rr))}× | ${ratio(by.speakerd.p99, by[n].p99)} | ${ratio(by.speakerd.max, by[n].max)} |`;
+        }),
       '',
+      ...(threadNames.length
+        ? [
+            `speakerd per thread, CPU s per 60 s of audio (median of the runs; ${SETTLE_MS} ms after start-up, BENCH_SETTLE_MS):`,
+            '',
+            '| thread | CPU s per 60 s |',
+            '|---|---:|',
+            ...threadNames.map((k) => `| ${k} | ${fmt(threadMedian(k), 3)} |`),
+            '',
+          ]
+        : []),
       "Targets (issue 4): CPU per audio-second no more than ffmpeg's and GStreamer's (aim: half of ffmpeg's),",
       "deviation p99 ≤ 2 ms and no worse than GStreamer's, max ≤ 5 ms. Figures from a busy machine are not",
       'comparable: run it on a quiet one.',
