@@ -275,29 +275,41 @@ class Sender : public Napi::ObjectWrap<Sender> {
     const uint8_t* src = buf.Data();
     size_t srcLen = buf.ByteLength();
     const double* m = meta.Data();
-    uint32_t accepted = 0;
+    // Copy outside the lock, into free slots the thread does not look at until count_ says so: the thread never
+    // waits for this copy (a main thread descheduled while holding the lock would delay a send). Only this (the
+    // JS) thread adds, flushes or reconfigures, so the free slots stay free until published below.
     pthread_mutex_lock(&mu_);
     if (stride == 0) stride = slotBytes_;
-    bool wasEmpty = count_ == 0;
     size_t slots = ring_.size();
-    for (uint32_t i = 0; i < n && count_ < slots && !closed_; i++) {
+    size_t tail = slots ? (head_ + count_) % slots : 0;
+    size_t room = closed_ ? 0 : slots - count_;
+    pthread_mutex_unlock(&mu_);
+    uint32_t accepted = 0;
+    uint64_t frames = 0, host = 0;
+    for (uint32_t i = 0; i < n && accepted < room; i++) {
       uint32_t len = uint32_t(m[i * 4 + 1]);
       size_t off = size_t(i) * stride;
       if (len > slotBytes_ || len > stride || off + len > srcLen) break;
-      size_t tail = (head_ + count_) % slots;
-      Slot& s = ring_[tail];
+      size_t at = (tail + accepted) % slots;
+      Slot& s = ring_[at];
       s.deadline = int64_t(m[i * 4] * 1e6);
       s.len = len;
       s.frames = uint32_t(m[i * 4 + 2]);
       s.hostFrames = uint32_t(m[i * 4 + 3]);
-      memcpy(&data_[tail * slotBytes_], src + off, len);
-      count_++;
-      queuedFrames_ += s.frames;
-      queuedHost_ += s.hostFrames;
+      memcpy(&data_[at * slotBytes_], src + off, len);
+      frames += s.frames;
+      host += s.hostFrames;
       accepted++;
     }
-    if (wasEmpty && accepted > 0) pthread_cond_signal(&cv_);
-    pthread_mutex_unlock(&mu_);
+    if (accepted > 0) {
+      pthread_mutex_lock(&mu_);
+      bool wasEmpty = count_ == 0;
+      count_ += accepted;
+      queuedFrames_ += frames;
+      queuedHost_ += host;
+      if (wasEmpty) pthread_cond_signal(&cv_);
+      pthread_mutex_unlock(&mu_);
+    }
     return Napi::Number::New(env, accepted);
   }
 
