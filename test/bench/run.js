@@ -116,7 +116,9 @@ function summarise(s) {
   if (n < 10) return { name: s.name, packets: n, error: 'too few packets' };
   const d = s.arrivals.map((t, i) => t - ((s.ts[i] - s.ts[0]) * 1000) / RATE);
   const mid = median(d);
-  const dev = d.map((x) => Math.abs(x - mid)).sort((a, b) => a - b);
+  const absDev = d.map((x) => Math.abs(x - mid));
+  const worst = absDev.indexOf(Math.max(...absDev));
+  const dev = [...absDev].sort((a, b) => a - b);
   const first = s.cpu[0];
   const last = s.cpu[s.cpu.length - 1];
   const audioS = first && last ? (last.ts - first.ts) / RATE : 0;
@@ -132,6 +134,9 @@ function summarise(s) {
     p50: quantile(dev, 0.5),
     p99: quantile(dev, 0.99),
     max: dev[dev.length - 1],
+    /** When the worst packet was due, in seconds of the stream, and whether it came early or late. */
+    maxAt: (s.ts[worst] - s.ts[0]) / RATE,
+    maxLate: d[worst] > mid,
   };
 }
 
@@ -357,7 +362,7 @@ async function main() {
       const res = await oneRun(input, dir, tools);
       for (const x of res)
         console.log(
-          `  ${x.name.padEnd(10)} packets ${x.packets}  cpu/60s ${fmt(x.cpuPer60s)} s  dev p50 ${fmt(x.p50)} p99 ${fmt(x.p99)} max ${fmt(x.max)} ms`,
+          `  ${x.name.padEnd(10)} packets ${x.packets}  cpu/60s ${fmt(x.cpuPer60s)} s  dev p50 ${fmt(x.p50)} p99 ${fmt(x.p99)} max ${fmt(x.max)} ms (${x.maxLate ? 'late' : 'early'}, at ${fmt(x.maxAt, 1)} s)`,
         );
       if (res[0].threads)
         console.log(

@@ -71,6 +71,12 @@ export const NATIVE_SAFETY_MS = 100;
  */
 export const NATIVE_SHORT_MS = 30;
 
+/**
+ * Native path: a stream (re)starts this far ahead of now, so its first packet, handed over once the host's fill
+ * is done, is not already late when the thread sees it.
+ */
+export const NATIVE_START_MS = 20;
+
 /** Which sender a backend uses: the native thread, or one JS timer per packet. */
 export type SenderPath = 'native' | 'js';
 
@@ -484,13 +490,15 @@ export class RtpBackend implements Backend {
   /** Start sending (after activate, resume, or a dry spell): the timestamp moves on by the time that passed. */
   #start(): void {
     const now = this.clock.now();
+    // native: the first packet leaves from the thread after this fill, so it is due a little later than now
+    const at = this.#native ? now + NATIVE_START_MS : now;
     if (!this.#anchored) {
-      this.#anchorMs = now;
+      this.#anchorMs = at;
       this.#anchorFrame = this.#cursor;
       this.#anchored = true;
     } else {
       const end = this.#deadline(this.#cursor);
-      if (now > end) this.#reanchor(now, end);
+      if (at > end) this.#reanchor(at, end);
     }
     this.#markNext = true;
     this.#running = true;
