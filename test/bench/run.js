@@ -1,18 +1,19 @@
 #!/usr/bin/env node
-// RTP senders side by side: ffmpeg, GStreamer and speakerd's rtp backend stream the same 44.1 kHz stereo audio at
-// the same time, each to its own 127.0.0.1 port. One receiver (this process) timestamps every packet; CPU comes
-// from /proc/<pid>/stat of each sender. Writes the table to docs/benchmarks.md.
+// RTP senders side by side: ffmpeg, GStreamer, speakerd's rtp backend (and a minimal C sender for reference) stream
+// the same 44.1 kHz stereo audio at the same time, each to its own 127.0.0.1 port. A receiver per sender, each on
+// its own thread (receiver.js), timestamps every packet; CPU comes from /proc/<pid>/stat of each sender. Writes
+// the table to docs/benchmarks.md.
 //
 //   BENCH_SECONDS (default 60)  audio per run      BENCH_RUNS (default 3)  runs; the table shows medians
 //   BENCH_OUT (default docs/benchmarks.md)         BENCH_WRITE=0           print only
 //   BENCH_SETTLE_MS (default 10000)  speakerd runs this long after start-up before the three start
 import { spawn, spawnSync } from 'node:child_process';
-import { createSocket } from 'node:dgram';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, createReadStream } from 'node:fs';
 import { connect } from 'node:net';
 import { cpus, tmpdir, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
 
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
 const SPEAKERD = join(REPO, 'packages/host/bin/speakerd.js');
@@ -29,17 +30,6 @@ const senderPath = new Set();
 function have(cmd, args) {
   const r = spawnSync(cmd, args, { stdio: 'ignore' });
   return !r.error && r.status === 0;
-}
-
-/** utime + stime of a process in seconds, or undefined once it is gone. */
-function cpuOf(pid) {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) / CLK_TCK; // fields 14 and 15
-  } catch {
-    return undefined;
-  }
 }
 
 /** CPU seconds per thread name of a process (schedstat: nanosecond run time), or undefined once it is gone. */
@@ -69,46 +59,31 @@ const median = (xs) =>
     0.5,
   );
 
-async function bindPair() {
-  for (;;) {
-    const port = 30000 + 2 * Math.floor(Math.random() * 15000);
-    const a = createSocket('udp4');
-    const b = createSocket('udp4');
-    try {
-      await new Promise((res, rej) => (a.once('error', rej), a.bind(port, '127.0.0.1', res)));
-      await new Promise((res, rej) => (b.once('error', rej), b.bind(port + 1, '127.0.0.1', res)));
-      return { port, rtp: a, rtcp: b };
-    } catch {
-      for (const x of [a, b]) {
-        try {
-          x.close();
-        } catch {
-          // not bound
-        }
-      }
-    }
-  }
-}
-
-/** Per-stream packet log: arrival (ms, monotonic), unwrapped RTP timestamp, and CPU samples of the sender. */
-function stream(name) {
-  return { name, pid: 0, arrivals: [], ts: [], lastTs: undefined, unwrap: 0, cpu: [], lastSample: -Infinity, bytes: 0 };
-}
-
-function onPacket(s, msg) {
-  const now = performance.now();
-  if (msg.length < 12) return;
-  let ts = msg.readUInt32BE(4);
-  if (s.lastTs !== undefined && ts < s.lastTs && s.lastTs - ts > 2 ** 31) s.unwrap += 2 ** 32;
-  s.lastTs = ts;
-  s.arrivals.push(now);
-  s.ts.push(ts + s.unwrap);
-  s.bytes += msg.length - 12;
-  if (s.pid && now - s.lastSample > 200) {
-    const c = cpuOf(s.pid);
-    if (c !== undefined) s.cpu.push({ at: now, ts: ts + s.unwrap, cpu: c });
-    s.lastSample = now;
-  }
+/** A receiver on its own thread (test/bench/receiver.js) for one sender. */
+async function openReceiver(name) {
+  const worker = new Worker(new URL('./receiver.js', import.meta.url), { workerData: { clkTck: CLK_TCK } });
+  const port = await new Promise((resolve, reject) => {
+    worker.once('error', reject);
+    worker.once('message', (m) => resolve(m.port));
+  });
+  return {
+    name,
+    port,
+    pid: 0,
+    setPid(pid) {
+      this.pid = pid;
+      worker.postMessage({ type: 'pid', pid });
+    },
+    /** Stops the receiver and returns what it recorded. */
+    async stop() {
+      const data = await new Promise((resolve) => {
+        worker.once('message', resolve);
+        worker.postMessage({ type: 'stop' });
+      });
+      await worker.terminate();
+      return { name, ...data };
+    },
+  };
 }
 
 function summarise(s) {
@@ -142,22 +117,13 @@ function summarise(s) {
 
 async function oneRun(input, dir, tools) {
   const streams = {};
-  const sockets = [];
   const names = [
     'speakerd',
     ...(tools.ffmpeg ? ['ffmpeg'] : []),
     ...(tools.gst ? ['gstreamer'] : []),
     ...(tools.floor ? ['c-floor'] : []),
   ];
-  for (const name of names) {
-    const pair = await bindPair();
-    const s = stream(name);
-    s.port = pair.port;
-    pair.rtp.on('message', (m) => onPacket(s, m));
-    pair.rtcp.on('message', () => {});
-    streams[name] = s;
-    sockets.push(pair.rtp, pair.rtcp);
-  }
+  for (const name of names) streams[name] = await openReceiver(name);
   const children = [];
 
   // speakerd: started first (Node's start-up is not part of the streaming window), fed by a decoder
@@ -203,7 +169,7 @@ async function oneRun(input, dir, tools) {
       else if (/"level":\s*(40|50|60)|\b(WARN|ERROR|FATAL)\b/.test(line)) process.stderr.write(line + '\n');
     }
   });
-  streams.speakerd.pid = sd.pid;
+  streams.speakerd.setPid(sd.pid);
   let buf = '';
   const events = [];
   const waiters = [];
@@ -271,7 +237,7 @@ async function oneRun(input, dir, tools) {
       { stdio: ['ignore', 'ignore', 'inherit'] },
     );
     children.push(ff);
-    streams.ffmpeg.pid = ff.pid;
+    streams.ffmpeg.setPid(ff.pid);
   }
   if (tools.gst) {
     const g = spawn(
@@ -300,28 +266,24 @@ async function oneRun(input, dir, tools) {
       { stdio: ['ignore', 'ignore', 'inherit'] },
     );
     children.push(g);
-    streams.gstreamer.pid = g.pid;
+    streams.gstreamer.setPid(g.pid);
   }
   if (tools.floor) {
     const c = spawn(tools.floor, [String(streams['c-floor'].port), input], { stdio: ['ignore', 'ignore', 'inherit'] });
     children.push(c);
-    streams['c-floor'].pid = c.pid;
+    streams['c-floor'].setPid(c.pid);
   }
   const exits = children.slice(1).map((c) => new Promise((r) => c.on('exit', r)));
   await waitFor((e) => e.type === 'finished' && e.id === 'bench');
   await sleep(1500); // the last second plays out
   const threads1 = threadsOf(sd.pid);
   const audioS = (performance.now() - audio0) / 1000;
-  // one last CPU sample for each sender that is still there
-  for (const s of Object.values(streams)) {
-    const c = cpuOf(s.pid);
-    if (c !== undefined && s.ts.length > 0) s.cpu.push({ at: performance.now(), ts: s.ts[s.ts.length - 1], cpu: c });
-  }
+  // the receivers stop (each takes one last CPU sample of its sender) before the senders exit
+  const recorded = await Promise.all(Object.values(streams).map((s) => s.stop()));
   sd.stdin.end();
   await Promise.race([Promise.all([...exits, new Promise((r) => sd.on('exit', r))]), sleep(15000)]);
   for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
-  for (const s of sockets) s.close();
-  const res = Object.values(streams).map(summarise);
+  const res = recorded.map(summarise);
   if (threads0 && threads1)
     res[0].threads = Object.fromEntries(
       Object.keys(threads1).map((k) => [k, ((threads1[k] - (threads0[k] ?? 0)) * 60) / audioS]),
@@ -409,7 +371,9 @@ async function main() {
       'time, each to its own 127.0.0.1 port. CPU is utime + stime from `/proc/<pid>/stat` over the streaming window,',
       'scaled to 60 s of audio (start-up is left out for all three: speakerd, a daemon, is started',
       '`BENCH_SETTLE_MS` before the three begin). Deviation is |arrival − RTP-timestamp time|',
-      'around its median, per packet, measured by one receiver. Each figure is the median of the runs.',
+      'around its median, per packet, measured by a receiver per sender, each on its own thread (on loopback a',
+      'sender pays for waking its receiver, so a shared one would bias the CPU figures). Each figure is the',
+      'median of the runs.',
       '',
       `- Date: ${new Date().toISOString()}`,
       `- Machine: ${cpus()[0]?.model ?? '?'}, ${cpus().length} CPUs, ${Math.round(totalmem() / 2 ** 30)} GiB, Linux ${release()}`,
