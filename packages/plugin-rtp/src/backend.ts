@@ -75,7 +75,7 @@ export const NATIVE_SHORT_MS = 30;
  * Native path: a stream (re)starts this far ahead of now, so its first packet, handed over once the host's fill
  * is done, is not already late when the thread sees it.
  */
-export const NATIVE_START_MS = 20;
+export const NATIVE_START_MS = 50;
 
 /** Which sender a backend uses: the native thread, or one JS timer per packet. */
 export type SenderPath = 'native' | 'js';
