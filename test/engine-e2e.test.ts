@@ -84,9 +84,13 @@ describe('end to end through the command backend', () => {
     expect(firstDifference(out, expected)).toBe(-1);
     expect(out.length).toBe(expected.length);
 
-    // each track: finished exactly once, nothing about it after that; the first track announced at position 0
+    // each track: finished exactly once, nothing about it after that; the first track announced at its start
     // (a track shorter than earlyFinishMs may be reported finished as soon as it becomes current)
-    expect(s.events.find((e) => e.type === 'playing')).toMatchObject({ id: tracks[0]!.id, position: 0 });
+    // (its position is the audible one when it is sent: on a busy machine a few ms may already have played)
+    const first = s.events.find((e) => e.type === 'playing');
+    expect(first).toMatchObject({ id: tracks[0]!.id });
+    expect(first!.position).toBeGreaterThanOrEqual(0);
+    expect(first!.position).toBeLessThan(0.05);
     for (const t of tracks) {
       const mine = s.events.filter((e) => e.id === t.id && ['playing', 'paused', 'finished'].includes(e.type));
       expect(mine.filter((e) => e.type === 'finished')).toHaveLength(1);

@@ -31,7 +31,6 @@ describe.skipIf(!ok)('alsa backend through the file PCM', () => {
     const got = readCapture(h.file);
     expect(got.length).toBe(a.length + b.length);
     expect(Buffer.compare(got, Buffer.concat([a, b]))).toBe(0);
-    expect(h.events.wakes).toBeGreaterThan(0); // room was reported through the ThreadSafeFunction
     expect(h.events.states.filter((s) => s.state !== 'ok')).toEqual([]);
   });
 

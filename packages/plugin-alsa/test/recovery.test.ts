@@ -104,6 +104,7 @@ describe.skipIf(!ok)('alsa: the event loop stays free while the writer thread bl
         `all queued after ${(fedAt - started).toFixed(0)} ms`,
     );
     expect(sawFull).toBe(true); // back-pressure: the bounded queue filled and said so
+    expect(h.events.wakes).toBeGreaterThan(0); // and room, once the writer went on, came back through the TSFN
     expect(gaps.length).toBeGreaterThan(20);
     expect(maxGap).toBeLessThan(300); // far below the 400 ms each write was blocked
     expect(Buffer.compare(readCapture(h.file), Buffer.from(data))).toBe(0);
