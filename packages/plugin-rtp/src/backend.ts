@@ -322,7 +322,8 @@ export class RtpBackend implements Backend {
     // native: the host's fill is the batch: hand the thread what falls due before the next one (or silence)
     if (this.#native && this.#running && !this.#closed) {
       this.#pump(this.clock.now(), false);
-      this.#pumpSoon(); // a short last packet, if one is needed, once the host has written what it has
+      // frames short of a packet are left: once the host has written (or not), a short last packet if needed
+      if (this.#count > 0) this.#pumpSoon();
     }
     if (!this.#active || this.#paused) return 0;
     return this.#capacity - this.#count;
