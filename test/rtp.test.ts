@@ -1,5 +1,4 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createSocket, type Socket } from 'node:dgram';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -7,6 +6,7 @@ import { SPEAKERD, tempDir } from './helpers/cli.js';
 import { decoder, Speakerd } from './helpers/speakerd.js';
 import { noise } from './helpers/pcm.js';
 import { haveCapability, haveTool } from './helpers/tools.js';
+import { Receiver } from '../packages/plugin-rtp/test/helpers.js';
 
 const CD = { encoding: 's16le', rate: 44100, channels: 2 };
 let cleanups: (() => void | Promise<void>)[] = [];
@@ -27,57 +27,6 @@ function swap16(b: Uint8Array): Buffer {
   const out = Buffer.from(b);
   out.swap16();
   return out;
-}
-
-interface Pkt {
-  marker: boolean;
-  pt: number;
-  seq: number;
-  ts: number;
-  ssrc: number;
-  payload: Buffer;
-}
-
-/** An RTP + RTCP receiver on 127.0.0.1, ports P and P+1. */
-async function receiver(): Promise<{ port: number; rtp: Pkt[]; rtcp: Buffer[]; close(): void }> {
-  for (;;) {
-    const port = 20000 + 2 * Math.floor(Math.random() * 20000);
-    const a = createSocket('udp4');
-    const b = createSocket('udp4');
-    try {
-      await bindTo(a, port);
-      await bindTo(b, port + 1);
-    } catch {
-      a.close();
-      try {
-        b.close();
-      } catch {
-        /* unbound */
-      }
-      continue;
-    }
-    const rtp: Pkt[] = [];
-    const rtcp: Buffer[] = [];
-    a.on('message', (m) =>
-      rtp.push({
-        marker: (m[1]! & 0x80) !== 0,
-        pt: m[1]! & 0x7f,
-        seq: m.readUInt16BE(2),
-        ts: m.readUInt32BE(4),
-        ssrc: m.readUInt32BE(8),
-        payload: Buffer.from(m.subarray(12)),
-      }),
-    );
-    b.on('message', (m) => rtcp.push(Buffer.from(m)));
-    return { port, rtp, rtcp, close: () => (a.close(), b.close()) };
-  }
-}
-
-function bindTo(s: Socket, port: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    s.once('error', reject);
-    s.bind(port, '127.0.0.1', () => resolve());
-  });
 }
 
 function freePortPair(): number {
@@ -125,7 +74,7 @@ function exitOf(child: ChildProcess, timeoutMs: number): Promise<number | null> 
 
 describe('rtp backend end to end', () => {
   it('sends standard RTP the receiver can check packet by packet, answers recipient commands, BYE at exit', async () => {
-    const rx = await receiver();
+    const rx = await Receiver.open();
     cleanups.push(() => rx.close());
     const s = await Speakerd.start({ backend: 'rtp', format: CD, rtp: { port: rx.port, sdp: 'stream.sdp' } });
     cleanups.push(() => s.kill());
@@ -135,7 +84,7 @@ describe('rtp backend end to end', () => {
     // the real clock: the native sender thread, when it is built (said once, at info)
     if (existsSync(NATIVE_ADDON)) expect(s.stderr).toContain('rtp sender: native thread');
 
-    const rx2 = await receiver();
+    const rx2 = await Receiver.open();
     cleanups.push(() => rx2.close());
     const added = await s.request({ type: 'rtp.add-recipient', address: '127.0.0.1', port: rx2.port });
     expect(added).toMatchObject({
@@ -192,7 +141,7 @@ describe('rtp backend end to end', () => {
 
   it('native sender: pause and resume keep sequence +1 per packet sent, the marker after resume, exact PCM', async () => {
     if (!haveNativeSender()) return;
-    const rx = await receiver();
+    const rx = await Receiver.open();
     cleanups.push(() => rx.close());
     const s = await Speakerd.start({ backend: 'rtp', format: CD, rtp: { port: rx.port } });
     cleanups.push(() => s.kill());
@@ -225,7 +174,7 @@ describe('rtp backend end to end', () => {
   });
 
   it('rtp.native: false uses the JavaScript sender (says why) and sends the same exact stream', async () => {
-    const rx = await receiver();
+    const rx = await Receiver.open();
     cleanups.push(() => rx.close());
     const s = await Speakerd.start({ backend: 'rtp', format: CD, rtp: { port: rx.port, native: false } });
     cleanups.push(() => s.kill());
