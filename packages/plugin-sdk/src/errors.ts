@@ -39,8 +39,10 @@ export const ErrorCodes = {
   PLUGIN_NO_BACKEND: 'SPEAKERD_ERR_PLUGIN_NO_BACKEND',
   /** The backend cannot run on this machine (missing library, missing addon, not implemented). */
   BACKEND_UNAVAILABLE: 'SPEAKERD_ERR_BACKEND_UNAVAILABLE',
-  /** The backend failed. */
+  /** The backend failed (threw, rejected). */
   BACKEND: 'SPEAKERD_ERR_BACKEND',
+  /** The backend returned something the contract does not allow (a fractional frame count, bytes for frames…). */
+  BACKEND_CONTRACT: 'SPEAKERD_ERR_BACKEND_CONTRACT',
   /** speakerd was started as root without --allow-root. */
   ROOT: 'SPEAKERD_ERR_ROOT',
 } as const;

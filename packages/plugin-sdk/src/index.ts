@@ -13,6 +13,7 @@ export * from './errors.js';
 export * from './clock.js';
 export * from './logger.js';
 export * from './backend.js';
+export * from './contract.js';
 export * from './pacer.js';
 export * from './tokens.js';
 export * from './plugin.js';

@@ -40,20 +40,27 @@ export class RealtimePacer {
     return Math.floor(((this.clock.now() - this.#start) * this.rate) / 1000);
   }
 
-  /** Frames that may be written now. */
+  /**
+   * Frames that may be written now. A query: it moves nothing. Behind schedule (the writer had nothing to write
+   * for longer than the lead), the answer is the lead: the stream continues at real time from now, and
+   * {@link wrote} moves the schedule there.
+   */
   writable(): number {
     if (!this.#running) return 0;
     const elapsed = this.elapsedFrames();
-    if (elapsed > this.#written) {
-      // Behind schedule: re-anchor so the writer continues at real time, with its lead, from now.
-      this.#start += ((elapsed - this.#written) * 1000) / this.rate;
-      return this.leadFrames;
-    }
+    if (elapsed > this.#written) return this.leadFrames;
     return Math.max(0, elapsed + this.leadFrames - this.#written);
   }
 
-  /** Record that `frames` were written. */
+  /**
+   * Record that `frames` were written. Behind schedule, the schedule first moves to now (never a burst to catch
+   * up): the frames written start at real time from here.
+   */
   wrote(frames: number): void {
+    if (this.#running) {
+      const elapsed = this.elapsedFrames();
+      if (elapsed > this.#written) this.#start += ((elapsed - this.#written) * 1000) / this.rate;
+    }
     this.#written += frames;
   }
 

@@ -121,9 +121,11 @@ export function createTestBackend<B extends Backend = Backend>(
 }
 
 /**
- * Feed `data` (whole frames of `format`) into a backend the way the host does: what `writable()` allows, then
- * wait. On a VirtualClock, waiting means advancing it by `stepMs` (and, if the backend still takes nothing,
- * waiting for a real wake-up, as a backed-up pipe needs); on the real clock it means the next wake() or tick.
+ * Feed `data` (whole frames of `format`) into a backend the way the host does: a fill offers what `writable()`
+ * allows (at most `chunkFrames` per `write()`, the rest offered again at once after a short write, while the
+ * backend keeps taking some), then calls `endFill()`, then waits. On a VirtualClock, waiting means advancing it by
+ * `stepMs` (and, if the backend still takes nothing, waiting for a real wake-up, as a backed-up pipe needs); on the
+ * real clock it means the next wake() or tick.
  */
 export async function feed(
   t: Pick<TestBackend, 'backend' | 'clock' | 'events'>,
@@ -136,13 +138,19 @@ export async function feed(
   const chunk = opts.chunkFrames ?? Infinity;
   let off = 0;
   while (off < frames) {
-    const room = t.backend.writable();
-    if (room > 0) {
+    let room = t.backend.writable();
+    let took = 0;
+    while (room > 0 && off < frames) {
       const n = Math.min(room, chunk, frames - off);
-      const took = t.backend.write(data.subarray(off * fb, (off + n) * fb));
-      off += took;
-      if (took > 0) continue;
+      const k = t.backend.write(data.subarray(off * fb, (off + n) * fb));
+      if (k <= 0) break;
+      off += k;
+      room -= k;
+      took += k;
     }
+    t.backend.endFill?.();
+    if (off >= frames) break;
+    if (took > 0) continue; // progress: offer again at once, as the host's next fill would
     if (t.clock instanceof VirtualClock) {
       t.clock.advance(opts.stepMs ?? 20);
       if (t.backend.writable() === 0) await t.events.nextWake(200);

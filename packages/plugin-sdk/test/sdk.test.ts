@@ -105,4 +105,22 @@ describe('RealtimePacer', () => {
     expect(p.writable()).toBe(240);
     expect(p.msUntilWritable(480)).toBeCloseTo(5, 6);
   });
+
+  it('writable() is a query: behind schedule it answers the lead and moves nothing; wrote() moves the schedule', () => {
+    const c = new VirtualClock();
+    const p = new RealtimePacer(c, 48000, 960);
+    p.start();
+    p.wrote(960);
+    c.advance(1000); // far behind: 48000 frames of real time, 960 written
+    const before = p.elapsedFrames();
+    for (let i = 0; i < 100; i++) expect(p.writable()).toBe(960);
+    expect(p.elapsedFrames()).toBe(before);
+    expect(p.queued()).toBe(0);
+    // the schedule moves when something is written: continuing at real time from now, with the lead
+    p.wrote(960);
+    expect(p.queued()).toBe(960);
+    expect(p.writable()).toBe(0);
+    c.advance(10);
+    expect(p.queued()).toBe(480);
+  });
 });
