@@ -368,6 +368,7 @@ class Stream : public Napi::ObjectWrap<Stream> {
                            InstanceMethod<&Stream::Open>("open"),
                            InstanceMethod<&Stream::Write>("write"),
                            InstanceMethod<&Stream::Writable>("writable"),
+                           InstanceMethod<&Stream::EndFill>("endFill"),
                            InstanceMethod<&Stream::Delay>("delay"),
                            InstanceMethod<&Stream::Flush>("flush"),
                            InstanceMethod<&Stream::Drain>("drain"),
@@ -437,12 +438,20 @@ class Stream : public Napi::ObjectWrap<Stream> {
     return Napi::Number::New(env, static_cast<double>(n));
   }
 
+  // writable(): the room in the queue, in frames. A query: it changes nothing (endFill arms the "room" event).
   Napi::Value Writable(const Napi::CallbackInfo &info) {
     std::lock_guard<std::mutex> g(mu_);
     if (quit_ || !wantOpen_) return Napi::Number::New(info.Env(), 0);
     size_t room = (ring_.size() - rsize_) / fb_;
-    if (room < LowWater()) needRoom_ = true;
     return Napi::Number::New(info.Env(), static_cast<double>(room));
+  }
+
+  // endFill(): the host has written what it will write for now. With the queue (nearly) full, the writer posts a
+  // "room" event once it has taken enough out of it (a short write() arms it too).
+  Napi::Value EndFill(const Napi::CallbackInfo &info) {
+    std::lock_guard<std::mutex> g(mu_);
+    if (!quit_ && wantOpen_ && (ring_.size() - rsize_) / fb_ < LowWater()) needRoom_ = true;
+    return info.Env().Undefined();
   }
 
   Napi::Value Delay(const Napi::CallbackInfo &info) {

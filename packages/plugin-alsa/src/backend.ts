@@ -171,12 +171,18 @@ export class AlsaBackend implements Backend {
     this.#binding();
   }
 
-  /**
-   * The configured format, unchanged, if the device can play it exactly (alsa-lib's resampler is off, so the
-   * rate is never silently different). A device that is busy or absent now is not an error: it may come later.
-   */
+  /** A query: the configured format, unchanged (whether the device plays it is checked in {@link configure}). */
   negotiate(requested: SampleFormat): SampleFormat {
-    const problem = this.#probe(requested);
+    return requested;
+  }
+
+  /**
+   * Check that the device plays the output format exactly (alsa-lib's resampler is off, so the rate is never
+   * silently different): opens the device, refines the parameters without installing them, closes it. A device
+   * that is busy or absent now is not an error: it may come later.
+   */
+  configure(format: SampleFormat): void {
+    const problem = this.#probe(format);
     if (problem?.fatal)
       throw new SpeakerdError(
         ALSA_ERR_FORMAT,
@@ -184,28 +190,17 @@ export class AlsaBackend implements Backend {
         { plugin: PLUGIN },
       );
     if (problem) this.log.warn({ device: this.opts.device }, `${problem.message}; will keep trying when playing`);
-    return requested;
   }
 
   /**
-   * For `alsa.format: "auto"`: the format a track should be played in. The track's own format when the device
-   * plays it exactly, else undefined (the host converts it to the configured output format). Not called by the
-   * host yet (see README: the host needs a per-track format hook).
+   * For `alsa.format: "auto"`: the format a track should be played in. A query (the device is not opened): the
+   * track's own format unless the device has refused it before, else undefined (the host converts it to the
+   * output format). A refusal is learnt by {@link activate}: it rejects with ALSA_ERR_FORMAT, the host activates
+   * the output format again and converts the track, and the next track in that format is converted at once.
    */
   formatFor(track: SampleFormat): SampleFormat | undefined {
     if (this.opts.format !== 'auto') return undefined;
-    const key = formatToString(track);
-    if (this.#refused.has(key)) return undefined;
-    if (this.#format && sameFormat(this.#format, track)) return track;
-    if (!this.#stream) {
-      const problem = this.#probe(track);
-      if (problem?.fatal) {
-        this.#refused.add(key);
-        this.log.info(`the device does not play ${key} as is (${problem.message}); converting`);
-        return undefined;
-      }
-    }
-    return track;
+    return this.#refused.has(formatToString(track)) ? undefined : track;
   }
 
   #probe(format: SampleFormat): { message: string; fatal: boolean } | undefined {
@@ -267,7 +262,10 @@ export class AlsaBackend implements Backend {
       this.#stream = undefined;
       this.#format = undefined;
       await stream.close(false);
-      this.#refused.add(formatToString(format));
+      const key = formatToString(format);
+      this.#refused.add(key);
+      if (this.opts.format === 'auto')
+        this.log.info(`the device does not play ${key} as is (${r.message}); converting`);
       throw new SpeakerdError(ALSA_ERR_FORMAT, r.message, { plugin: PLUGIN });
     }
     if (r.errno !== 0) {
@@ -282,6 +280,7 @@ export class AlsaBackend implements Backend {
     this.#setState('ok', `device "${this.opts.device}" is open`);
   }
 
+  /** A query: the room in the queue in front of the writer thread. */
   writable(): number {
     return this.#stream?.native.writable() ?? 0;
   }
@@ -290,7 +289,15 @@ export class AlsaBackend implements Backend {
     return this.#stream?.native.write(data) ?? 0;
   }
 
-  /** Frames in the queue, in the chunk being written and in the device (snd_pcm_delay), not yet audible. */
+  /** The fill is done: with the queue full, ask the writer thread to wake the host when it has room again. */
+  endFill(): void {
+    this.#stream?.native.endFill();
+  }
+
+  /**
+   * A query: frames in the queue, in the chunk being written and in the device (the writer's last snd_pcm_delay,
+   * less the time since), not yet audible.
+   */
   delay(): number {
     return this.#stream?.native.delay() ?? 0;
   }

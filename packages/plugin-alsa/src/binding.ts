@@ -36,7 +36,10 @@ export interface NativeStreamInfo {
 export interface NativeStream {
   open(): void;
   write(data: Uint8Array): number;
+  /** Room in the queue, in frames. A query: changes nothing. */
   writable(): number;
+  /** The host's fill is done: with the queue (nearly) full, the writer posts `room` once it has room again. */
+  endFill(): void;
   delay(): number;
   flush(): number;
   drain(close: boolean): void;
@@ -110,6 +113,13 @@ export function loadBinding(): { binding?: Binding; why?: string } {
       why:
         `the native addon cannot be loaded (${err instanceof Error ? err.message : String(err)}): ` +
         `run "npm rebuild @speakerd/plugin-alsa"`,
+    };
+    return cached;
+  }
+  // an addon built from an older alsa.cc (a stale build/ directory) lacks what the backend calls
+  if (typeof binding.Stream?.prototype?.endFill !== 'function') {
+    cached = {
+      why: 'the native addon is out of date (its Stream has no endFill): run "npm rebuild @speakerd/plugin-alsa"',
     };
     return cached;
   }

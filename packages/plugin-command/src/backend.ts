@@ -158,6 +158,7 @@ export class CommandBackend implements Backend {
     }
   }
 
+  /** A query: frames that may be written now. Writes nothing, spawns nothing, moves no schedule. */
   writable(): number {
     const pacer = this.#pacer;
     if (!this.#active || this.#paused || !pacer) return 0;
@@ -194,6 +195,7 @@ export class CommandBackend implements Backend {
     return n;
   }
 
+  /** A query: frames written and not yet due, or still in our own stream buffer. */
   delay(): number {
     const pacer = this.#pacer;
     if (!this.#active || this.#paused || !pacer) return 0;

@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { VirtualClock, bytesPerFrame, type SampleFormat } from '@speakerd/plugin-sdk';
 import plugin from '../src/index.js';
-import { CD, count, makeBackend, pattern, pump, waitFor, type Harness } from './helpers.js';
+import { CD, count, makeBackend, pattern, pump, sleep, waitFor, type Harness } from './helpers.js';
 
 let h: Harness | undefined;
 afterEach(async () => {
@@ -142,5 +142,61 @@ describe('command plugin', () => {
     } finally {
       k.cleanup();
     }
+  });
+});
+
+describe('command plugin: queries are queries', () => {
+  it('spawns nothing before activate; writable() and delay() never write to the pipe', async () => {
+    h = makeBackend({ run: 'echo started >> spawned.log; exec cat > out.raw', leadMs: 20 });
+    const clock = h.clock as VirtualClock;
+    const b = h.backend;
+    const spawned = join(h.dir, 'spawned.log');
+    const out = join(h.dir, 'out.raw');
+    /** Ask many times: the same answer each time, and nothing changes. */
+    const ask = () => {
+      const w = b.writable();
+      const d = b.delay!();
+      for (let i = 0; i < 200; i++) {
+        expect(b.writable()).toBe(w);
+        expect(b.delay!()).toBe(d);
+      }
+      return { w, d };
+    };
+    expect(ask()).toEqual({ w: 0, d: 0 });
+    clock.advance(1000);
+    expect(ask()).toEqual({ w: 0, d: 0 });
+    await sleep(200);
+    expect(existsSync(spawned)).toBe(false);
+    expect(count(h.log, /command started/)).toBe(0);
+
+    await b.activate(CD);
+    await waitFor(() => existsSync(spawned), 'the command to start');
+    const data = pattern(44100, CD);
+    let off = 0;
+    const put = (frames: number) => {
+      expect(b.write(data.subarray(off * 4, (off + frames) * 4))).toBe(frames);
+      off += frames;
+    };
+    expect(ask()).toEqual({ w: 882, d: 0 }); // the lead
+    put(882);
+    expect(ask()).toEqual({ w: 0, d: 882 });
+    clock.advance(10);
+    expect(ask()).toEqual({ w: 441, d: 441 });
+    put(441);
+    // the host has nothing to write for a while: behind schedule, the query still only answers
+    clock.advance(500);
+    expect(ask()).toEqual({ w: 882, d: 0 });
+    clock.advance(7);
+    expect(ask()).toEqual({ w: 882, d: 0 });
+    put(882);
+    expect(ask()).toEqual({ w: 0, d: 882 });
+    b.pause!();
+    expect(ask()).toEqual({ w: 0, d: 0 });
+    b.resume!();
+    expect(ask()).toEqual({ w: 882, d: 0 }); // suspend: the schedule starts again from now
+    await b.close();
+    // exactly the frames written: not one byte from any query
+    expect(Buffer.compare(readFileSync(out), Buffer.from(data.subarray(0, off * 4)))).toBe(0);
+    expect(readFileSync(spawned, 'utf8')).toBe('started\n'); // one run, started by activate
   });
 });

@@ -151,8 +151,6 @@ export class RtpBackend implements Backend {
   #anchored = false;
   #running = false;
   #timer: TimerHandle | undefined;
-  /** Native path: a hand-over is queued as a microtask. */
-  #pumpQueued = false;
   /** When #timer fires (native path: a held short packet). */
   #timerAt = Infinity;
   #markNext = true;
@@ -190,6 +188,8 @@ export class RtpBackend implements Backend {
   #stageViews: Buffer[] = [];
   #meta = new Float64Array(0);
   readonly #stats = new Float64Array(STAT.length);
+  /** delay()'s own scratch for the thread's counters (a query leaves the pump's and RTCP's reading alone). */
+  readonly #delayStats = new Float64Array(STAT.length);
   readonly #flushed = new Float64Array(FLUSHED.length);
   /** Frames handed over per native batch at most (lead + batch + safety). */
   #horizonMs = 0;
@@ -251,9 +251,15 @@ export class RtpBackend implements Backend {
 
   // =================================================================== Backend contract
 
+  /** A query: the wire format for `requested` (big-endian L16/L24). Allocates nothing, writes no SDP file. */
   negotiate(requested: SampleFormat): SampleFormat {
-    this.#configure(requested);
-    return this.#format!;
+    return payloadFor(requested, this.opts.payloadType).format;
+  }
+
+  /** The format is agreed: size the ring and the native slots, and write the SDP file. */
+  configure(format: SampleFormat): void {
+    if (this.#closed) throw new SpeakerdError(ErrorCodes.BACKEND, 'the backend is closed', { plugin: PLUGIN });
+    this.#configure(format);
   }
 
   async init(): Promise<void> {
@@ -315,16 +321,14 @@ export class RtpBackend implements Backend {
     }
     if (this.#rtcpTimer === undefined) this.#scheduleRtcp();
     if (this.opts.sap && this.#sapTimer === undefined) this.#announce();
-    if (this.#paused && this.opts.pauseMode === 'silence') this.#start();
+    if (this.#paused && this.opts.pauseMode === 'silence') {
+      this.#start();
+      this.#handOver();
+    }
   }
 
+  /** A query: room in the ring. Sends nothing (the native hand-over is {@link endFill}'s). */
   writable(): number {
-    // native: the host's fill is the batch: hand the thread what falls due before the next one (or silence)
-    if (this.#native && this.#running && !this.#closed) {
-      this.#pump(this.clock.now(), false);
-      // frames short of a packet are left: once the host has written (or not), a short last packet if needed
-      if (this.#count > 0) this.#pumpSoon();
-    }
     if (!this.#active || this.#paused) return 0;
     return this.#capacity - this.#count;
   }
@@ -341,15 +345,27 @@ export class RtpBackend implements Backend {
     this.#ring.set(first === frames ? data.subarray(0, frames * bpf) : data.subarray(0, first * bpf), tail * bpf);
     if (first < frames) this.#ring.set(data.subarray(first * bpf, frames * bpf), 0);
     this.#count += frames;
+    // native: nothing is handed over here; the host writes a fill in chunks and then calls endFill()
     if (!this.#running) this.#start();
-    else if (this.#native) this.#pumpSoon();
     return frames;
   }
 
+  /**
+   * The host's fill is done. Native path: the fill is the batch: hand the thread every packet that falls due
+   * before the next one (silence packets while paused in pauseMode "silence"); frames short of a packet wait for
+   * the next fill unless they fall due within NATIVE_SHORT_MS (a timer hands them over then). JS path: nothing to
+   * do (its own timer sends each packet at its deadline).
+   */
+  endFill(): void {
+    this.#handOver();
+  }
+
+  /** A query: frames in the ring plus the host frames the native thread still holds (a read of its counters). */
   delay(): number {
     if (!this.#native) return this.#count;
-    this.#native.stats(this.#stats);
-    return this.#count + this.#stats[STAT.queuedHostFrames]!;
+    const st = this.#delayStats;
+    this.#native.stats(st);
+    return this.#count + st[STAT.queuedHostFrames]!;
   }
 
   flush(): number {
@@ -362,6 +378,8 @@ export class RtpBackend implements Backend {
     this.#paused = true;
     if (this.opts.pauseMode === 'silence') {
       if (this.#active && !this.#running) this.#start();
+      // native: silence from now on (the host has just flushed what the thread held), not only at the next fill
+      this.#handOver();
       return;
     }
     this.#stop();
@@ -503,9 +521,9 @@ export class RtpBackend implements Backend {
     }
     this.#markNext = true;
     this.#running = true;
-    // native: no timer of the backend's own; the host's next fill (tickMs) is the next batch
-    if (this.#native) this.#pumpSoon();
-    else this.#schedule(this.#deadline(this.#cursor), now);
+    // native: no timer of the backend's own; the hand-over is at the end of the host's fill (endFill), and the
+    // host's next fill (tickMs) is the next batch
+    if (!this.#native) this.#schedule(this.#deadline(this.#cursor), now);
   }
 
   /** Move the schedule to `now`: the frames real time consumed since `due` are skipped in the timestamp. */
@@ -673,17 +691,9 @@ export class RtpBackend implements Backend {
     if (sent > 0) this.#lastSentMs = st[STAT.lastSentMs]! - this.#offsetMs;
   }
 
-  /**
-   * Hand over once the host's fill is done (a microtask): it writes in chunks, and a hand-over after each one
-   * would end each chunk with a short packet.
-   */
-  #pumpSoon(): void {
-    if (this.#pumpQueued) return;
-    this.#pumpQueued = true;
-    queueMicrotask(() => {
-      this.#pumpQueued = false;
-      if (this.#running && !this.#closed) this.#pump(this.clock.now(), true);
-    });
+  /** Native path, running: hand the thread what is due before the next batch (a short packet only if due soon). */
+  #handOver(): void {
+    if (this.#native && this.#running && !this.#closed) this.#pump(this.clock.now(), true);
   }
 
   /** A short packet waits for more frames: hand it over at `at` unless a fill completes it first. */

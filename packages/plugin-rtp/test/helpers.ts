@@ -42,12 +42,16 @@ export interface Harness {
   cleanup(): void;
 }
 
-/** Make the backend through a child container, the way the host does (UDP transport), or with `transport`. */
+/**
+ * Make the backend through a child container, the way the host does (UDP transport), or with `transport`, and
+ * start it up in the host's order: init → negotiate → configure (unless `configure: false`).
+ */
 export async function makeBackend(
   raw: Record<string, unknown>,
   requested: SampleFormat = CD,
   transport?: TransportFactory,
   clock = new VirtualClock(1000),
+  { configure = true }: { configure?: boolean } = {},
 ): Promise<Harness> {
   const dir = mkdtempSync(join(tmpdir(), 'speakerd-rtp-'));
   const log = collectingLogger();
@@ -69,18 +73,23 @@ export async function makeBackend(
   }
   await backend.init();
   const format = backend.negotiate(requested);
+  if (configure) await backend.configure(format);
   return { backend, clock, log, events, dir, format, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
 /**
- * A host stand-in: on every wake() (and when asked), write as much of `source` as the backend takes; returns a
- * function that tells how many frames were handed over.
+ * A host stand-in: on every wake() (and when asked), write as much of `source` as the backend takes, then end the
+ * fill (endFill); returns a function that tells how many frames were handed over.
  */
 export function feeder(h: Harness, source: Uint8Array | (() => Uint8Array | undefined)) {
   const bpf = bytesPerFrame(h.format);
   let off = 0;
   let handed = 0;
   const fill = () => {
+    writeAll();
+    h.backend.endFill();
+  };
+  const writeAll = () => {
     if (typeof source === 'function') {
       for (;;) {
         const w = h.backend.writable();

@@ -1,7 +1,9 @@
 // The native clock-out path (native/rtp_sender.cc) on the real clock and real UDP on 127.0.0.1. Skipped, with
 // the reason printed, when the addon is not built. No timed performance assertions: pacing is in the benchmark.
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { RealClock, bytesPerFrame } from '@speakerd/plugin-sdk';
+import { RealClock, bytesPerFrame, type SampleFormat } from '@speakerd/plugin-sdk';
 import { loadNative } from '../src/native.js';
 import { haveCapability } from '../../../test/helpers/tools.js';
 import { CD, Receiver, makeBackend, pattern, sleep, type Harness } from './helpers.js';
@@ -17,8 +19,8 @@ function haveNative(): boolean {
   return haveCapability('the native rtp sender', why === undefined, why ?? '');
 }
 
-async function setup(raw: Record<string, unknown>): Promise<Harness> {
-  const h = await makeBackend(raw, CD, undefined, new RealClock() as unknown as never);
+async function setup(raw: Record<string, unknown>, configure = true): Promise<Harness> {
+  const h = await makeBackend(raw, CD, undefined, new RealClock() as unknown as never, { configure });
   cleanups.push(async () => {
     await h.backend.close();
     h.cleanup();
@@ -34,8 +36,7 @@ function host(h: Harness, pcm: Uint8Array) {
   const bpf = bytesPerFrame(h.format);
   let off = 0;
   let paused = false;
-  const fill = () => {
-    // like the host, offer on every tick, with or without frames: on the native path that is the batch
+  const writeAll = () => {
     const room = h.backend.writable();
     if (paused || room <= 0) return;
     while (off * bpf < pcm.length) {
@@ -46,6 +47,12 @@ function host(h: Harness, pcm: Uint8Array) {
       if (took === 0) return;
       off += took;
     }
+  };
+  // like the host, fill on every tick, with or without frames, and end every fill: on the native path that is
+  // the batch
+  const fill = () => {
+    writeAll();
+    h.backend.endFill();
   };
   h.events.onWake = fill;
   const timer = setInterval(fill, 100);
@@ -246,7 +253,8 @@ describe('rtp native sender', () => {
   it('rtp.native: false forces the JavaScript sender, and says why', async () => {
     const rx = await Receiver.open();
     cleanups.push(() => rx.close());
-    const h = await setup({ port: rx.port, native: false });
+    // a 200 ms lead (the JS sender's ring holds lead + 4 packets): a busy machine's stalls do not run it dry
+    const h = await setup({ port: rx.port, native: false, leadMs: 200 });
     expect(h.backend.sender).toEqual({ path: 'js', why: 'rtp.native is false' });
     expect(h.log.entries.find((e) => e.msg.startsWith('rtp sender'))).toMatchObject({
       level: 'info',
@@ -269,5 +277,187 @@ describe('rtp native sender', () => {
     });
     expect(h.backend.sender.path).toBe('js');
     expect(h.backend.sender.why).toMatch(/clock/);
+  });
+});
+
+/** The host's s16le → s16be conversion (the negotiated format): every sample's two bytes swapped. */
+function swap16(b: Uint8Array): Buffer {
+  return Buffer.from(b).swap16();
+}
+
+/** A small seeded generator (xorshift32) for chunk sizes and pauses: failures reproduce. */
+function rng(seed: number): (n: number) => number {
+  let x = seed >>> 0 || 1;
+  return (n) => {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    return x % n;
+  };
+}
+
+const allZero = (b: Buffer): boolean => b.every((x) => x === 0);
+
+describe('rtp native sender: queries are queries, endFill() is the hand-over', () => {
+  it('writable(), delay() and write() hand the thread nothing: packets go out only after endFill()', async () => {
+    if (!haveNative()) return;
+    const rx = await Receiver.open();
+    cleanups.push(() => rx.close());
+    const h = await setup({ port: rx.port });
+    await h.backend.activate(h.format);
+    const pcm = pattern(44100 * 4, 11); // 1 s
+    // a fill the host has not ended yet: 0.5 s in chunks, as writable() allows
+    const room = h.backend.writable();
+    let off = 0;
+    while (off < 22050) off += h.backend.write(pcm.subarray(off * 4, Math.min(off + 4096, 22050) * 4));
+    for (let i = 0; i < 1000; i++) {
+      expect(h.backend.writable()).toBe(room - off);
+      expect(h.backend.delay()).toBe(off);
+    }
+    await sleep(300); // far past the first packet's deadline (50 ms after the first write)
+    expect(rx.rtp).toHaveLength(0);
+    expect(h.backend.delay()).toBe(off); // all of it still in the ring: nothing reached the thread
+    h.backend.endFill();
+    await until(() => rx.rtp.length > 0);
+    const hst = host(h, pcm.subarray(off * 4));
+    hst.fill();
+    await until(hst.done);
+    await rx.settle();
+    checkStream(rx, pcm, [0]);
+  });
+
+  it('negotiate() while streaming leaves the thread, the payload and the SDP file alone', async () => {
+    if (!haveNative()) return;
+    const rx = await Receiver.open();
+    cleanups.push(() => rx.close());
+    const h = await setup({ port: rx.port, sdp: 'stream.sdp' });
+    const file = join(h.dir, 'stream.sdp');
+    const sdp = readFileSync(file, 'utf8');
+    expect(sdp).toContain('a=rtpmap:10 L16/44100/2');
+    rmSync(file); // whatever writes it from now on makes it appear again
+    await h.backend.activate(h.format);
+    const pcm = pattern(44100 * 4, 12); // 1 s
+    const hst = host(h, pcm);
+    hst.fill();
+    await sleep(300);
+    const other: SampleFormat = { encoding: 's24le', rate: 48000, channels: 2 };
+    for (let i = 0; i < 1000; i++) {
+      expect(h.backend.negotiate(CD)).toEqual(h.format);
+      expect(h.backend.negotiate(other)).toEqual({ encoding: 's24be', rate: 48000, channels: 2 });
+    }
+    expect(h.backend.packetInfo).toMatchObject({ frames: 360, payloadType: 10, encodingName: 'L16' });
+    expect(h.backend.sdp).toBe(sdp);
+    expect(existsSync(file)).toBe(false);
+    expect(h.backend.delay()).toBeGreaterThan(0); // the thread still holds its batch (a reconfigure drops it)
+    await until(hst.done);
+    await rx.settle();
+    // nothing was dropped or re-timed: the whole source, once, in one talkspurt
+    checkStream(rx, pcm, [0]);
+    expect(existsSync(file)).toBe(false);
+  });
+
+  it('negotiate() alone writes no SDP file and sends nothing; configure() writes it', async () => {
+    if (!haveNative()) return;
+    const rx = await Receiver.open();
+    cleanups.push(() => rx.close());
+    const h = await setup({ port: rx.port, sdp: 'stream.sdp' }, false);
+    const file = join(h.dir, 'stream.sdp');
+    for (let i = 0; i < 100; i++)
+      expect(h.backend.negotiate(CD)).toEqual({ encoding: 's16be', rate: 44100, channels: 2 });
+    expect(existsSync(file)).toBe(false);
+    expect(h.backend.sdp).toBeUndefined();
+    expect(h.backend.packetInfo).toBeUndefined();
+    await h.backend.configure(h.format);
+    expect(readFileSync(file, 'utf8')).toContain(`m=audio ${rx.port} RTP/AVP 10\r\n`);
+    expect(h.backend.packetInfo).toMatchObject({ frames: 360, payloadType: 10 });
+    await sleep(100);
+    expect(rx.rtp).toHaveLength(0);
+  });
+
+  it('pauseMode "silence": every fill\'s endFill() keeps silence going while paused; no marker on resume', async () => {
+    if (!haveNative()) return;
+    const rx = await Receiver.open();
+    cleanups.push(() => rx.close());
+    const h = await setup({ port: rx.port, pauseMode: 'silence' });
+    await h.backend.activate(h.format);
+    const pcm = pattern(44100 * 4, 13); // 1 s
+    const hst = host(h, pcm);
+    hst.fill();
+    await sleep(400);
+    hst.pause();
+    expect(h.backend.writable()).toBe(0);
+    await sleep(1500); // longer than one batch (1000 + 20 + 100 ms ahead): only endFill() can keep it going
+    hst.resume();
+    await until(hst.done);
+    await rx.settle();
+    const p = rx.rtp;
+    for (let i = 1; i < p.length; i++) {
+      expect(p[i]!.seq).toBe((p[i - 1]!.seq + 1) & 0xffff);
+      expect((p[i]!.ts - p[i - 1]!.ts) >>> 0).toBe(p[i - 1]!.payload.length / 4);
+    }
+    expect(p.filter((x) => x.marker).map((x) => p.indexOf(x))).toEqual([0]);
+    const silent = p.filter((x) => allZero(x.payload));
+    expect((silent.length * 360) / 44100).toBeGreaterThan(1.2); // about the 1.5 s of pause
+    expect(Buffer.concat(p.filter((x) => !allZero(x.payload)).map((x) => x.payload)).equals(wire(pcm))).toBe(true);
+  });
+
+  it('stays gapless across tracks written in irregular chunks and fills: one marker, +1 sequence, timestamps +frames', async () => {
+    if (!haveNative()) return;
+    const rx = await Receiver.open();
+    cleanups.push(() => rx.close());
+    const h = await setup({ port: rx.port });
+    await h.backend.activate(h.format);
+    // three tracks (s16le from the decoders) whose ends fall inside packets (360 frames each)
+    const lengths = [39_700 + 7, 26_460 + 123, 48_510 + 301];
+    const input = lengths.map((n, i) => pattern(n * 4, 20 + i));
+    const tracks = input.map(swap16); // what the host writes: the negotiated s16be
+    const rnd = rng(42);
+    const target = Math.round(0.4 * 44100); // kept queued ahead: every pause below is shorter (at most 120 ms)
+    let track = 0;
+    let off = 0;
+    let fills = 0;
+    let joinedInFill = 0;
+    let joinedAcrossFills = 0;
+    while (track < tracks.length) {
+      let budget = Math.max(0, target - h.backend.delay()) + rnd(4000);
+      let room = h.backend.writable();
+      while (budget > 0 && room > 0 && track < tracks.length) {
+        const n = Math.min(1 + rnd(4096), lengths[track]! - off, budget, room);
+        const took = h.backend.write(tracks[track]!.subarray(off * 4, (off + n) * 4));
+        if (took === 0) break;
+        off += took;
+        budget -= took;
+        room -= took;
+        if (off === lengths[track]) {
+          track++;
+          off = 0;
+          if (track === tracks.length) break;
+          // the next track right behind in this fill, or in the next fill shortly after
+          if (rnd(2) === 0) {
+            joinedAcrossFills++;
+            break;
+          }
+          joinedInFill++;
+        }
+      }
+      h.backend.endFill();
+      fills++;
+      await sleep(5 + rnd(116));
+    }
+    expect(joinedInFill + joinedAcrossFills).toBe(2);
+    // the host keeps ending fills while the queue plays out; the last short packet leaves from the hold timer
+    const tick = setInterval(() => h.backend.endFill(), 100);
+    cleanups.push(() => clearInterval(tick));
+    await until(() => h.backend.delay() === 0);
+    await rx.settle();
+    checkStream(rx, swap16(Buffer.concat(input)), [0]);
+    // whole packets all along: a track's end and the next one's start share a packet; only the very last is short
+    const sizes = rx.rtp.map((x) => x.payload.length);
+    expect(sizes.slice(0, -1).filter((n) => n !== 360 * 4)).toEqual([]);
+    const total = lengths.reduce((a, b) => a + b, 0);
+    expect(sizes[sizes.length - 1]).toBe((total % 360) * 4);
+    expect(fills).toBeGreaterThan(10);
   });
 });

@@ -1,8 +1,8 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isSpeakerdError } from '@speakerd/plugin-sdk';
-import { Receiver, feeder, makeBackend, parseRtcp, pattern, run, sleep, type RtpPacket } from './helpers.js';
+import { CD, Receiver, feeder, makeBackend, parseRtcp, pattern, run, sleep, type RtpPacket } from './helpers.js';
 
 let cleanups: (() => void | Promise<void>)[] = [];
 afterEach(async () => {
@@ -152,6 +152,46 @@ describe('RTP on the wire (real UDP on 127.0.0.1, virtual clock)', () => {
     expect(sdp).toContain(`m=audio ${rx.port} RTP/AVP 10\r\n`);
     expect(sdp).toContain('a=rtpmap:10 L16/44100/2\r\n');
     expect(sdp).toContain('a=ptime:8\r\n');
+  });
+
+  it('negotiate() only answers; configure() writes the SDP file; writable()/delay() send nothing (JS sender)', async () => {
+    const rx = await Receiver.open();
+    const h = await makeBackend({ port: rx.port, sdp: 'stream.sdp' }, CD, undefined, undefined, { configure: false });
+    cleanups.push(
+      () => rx.close(),
+      () => h.cleanup(),
+      () => h.backend.close(),
+    );
+    const file = join(h.dir, 'stream.sdp');
+    const l24 = { encoding: 's24le', rate: 48000, channels: 2 } as const;
+    for (let i = 0; i < 100; i++) {
+      expect(h.backend.negotiate(CD)).toEqual({ encoding: 's16be', rate: 44100, channels: 2 });
+      expect(h.backend.negotiate(l24)).toEqual({ encoding: 's24be', rate: 48000, channels: 2 });
+    }
+    expect(existsSync(file)).toBe(false);
+    expect(h.backend.sdp).toBeUndefined();
+    expect(h.backend.packetInfo).toBeUndefined();
+    await h.backend.configure(h.format);
+    expect(readFileSync(file, 'utf8')).toContain('a=rtpmap:10 L16/44100/2\r\n');
+    rmSync(file);
+    h.backend.negotiate(l24);
+    expect(existsSync(file)).toBe(false);
+    expect(h.backend.packetInfo).toMatchObject({ frames: 360, payloadType: 10 });
+    await h.backend.activate(h.format);
+    const ring = 882 + 4 * 360; // the lead (20 ms) and 4 packets
+    expect(h.backend.writable()).toBe(ring);
+    expect(h.backend.write(pattern(1000 * 4, 8))).toBe(1000);
+    for (let i = 0; i < 1000; i++) {
+      expect(h.backend.writable()).toBe(ring - 1000);
+      expect(h.backend.delay()).toBe(1000);
+    }
+    await rx.settle(50);
+    expect(rx.rtp).toHaveLength(0); // the virtual clock has not moved: nothing is due
+    h.backend.endFill();
+    await run(h.clock, 200, 10);
+    await rx.settle();
+    expect(rx.rtp.length).toBeGreaterThan(0);
+    expect(rx.rtp[0]!.pt).toBe(10);
   });
 
   it('negotiates big-endian L16/L24 and dynamic payload types', async () => {
