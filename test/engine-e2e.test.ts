@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { bytesPerFrame, type SampleFormat } from '@speakerd/plugin-sdk';
 import { createConverter } from '../packages/host/src/convert/index.js';
 import { decoder, Speakerd } from './helpers/speakerd.js';
-import { firstDifference, testSignal } from './helpers/pcm.js';
+import { firstDifference, testSignal, wavHeader } from './helpers/pcm.js';
 
 const OUT: SampleFormat = { encoding: 's16le', rate: 44100, channels: 2 };
 let running: Speakerd[] = [];
@@ -381,24 +381,26 @@ describe('decoder connections', () => {
       expect(r.reply, JSON.stringify(header).slice(0, 80)).toMatchObject({ ok: false, code });
       expect(typeof r.reply!.message).toBe('string');
     }
-    // a bad WAV stream
+    // a bad WAV stream: the header line is answered at once, the RIFF header is reported afterwards (with the id)
     const badWav = await decoder(s.socket, { id: 'bw', encoding: 'wav' }, Buffer.from('RIFX....WAVEjunkjunkjunk'));
-    expect(badWav.reply).toMatchObject({ ok: false, code: 'bad-header' });
+    expect(badWav.reply).toEqual({ ok: true });
+    expect(await s.waitFor((e) => e.type === 'error' && e.id === 'bw')).toMatchObject({ code: 'bad-header' });
     // duplicates and the track limit
     const keep = decoder(s.socket, { id: 'd1', ...OUT }, new Uint8Array(400), { end: false });
     await s.waitFor((e) => e.type === 'arrived' && e.id === 'd1');
     const dup = await decoder(s.socket, { id: 'd1', ...OUT });
     expect(dup.reply).toMatchObject({ ok: false, code: 'duplicate-id' });
     await decoder(s.socket, { id: 'd2', ...OUT }, new Uint8Array(4));
-    await decoder(s.socket, { id: 'd3', ...OUT }, new Uint8Array(4));
-    const tooMany = await decoder(s.socket, { id: 'd4', ...OUT });
+    // bw, d1 and d2 are the 3 tracks maxTracks allows
+    const tooMany = await decoder(s.socket, { id: 'd3', ...OUT });
     expect(tooMany.reply).toMatchObject({ ok: false, code: 'too-many-tracks' });
     const errors = s.events.filter((e) => e.type === 'error').map((e) => e.code);
     expect(errors).toHaveLength(cases.length + 3);
     expect(errors.filter((c) => c === 'header-timeout')).toHaveLength(1);
     // still alive and well
     const st = await s.status();
-    expect(st.tracks.map((t: any) => t.id).sort()).toEqual(['d1', 'd2', 'd3']);
+    // bw stays a known track with no audio (as one whose decoder sent nothing) until played or cancelled
+    expect(st.tracks.map((t: any) => t.id).sort()).toEqual(['bw', 'd1', 'd2']);
     void keep;
     expect(await s.close()).toBe(0);
   });
@@ -476,22 +478,3 @@ describe('decoder connections', () => {
     expect(await c.close()).toBe(0);
   });
 });
-
-function wavHeader(f: SampleFormat, dataBytes: number): Buffer {
-  const h = Buffer.alloc(44);
-  const bits = 16;
-  h.write('RIFF', 0, 'latin1');
-  h.writeUInt32LE(36 + dataBytes, 4);
-  h.write('WAVE', 8, 'latin1');
-  h.write('fmt ', 12, 'latin1');
-  h.writeUInt32LE(16, 16);
-  h.writeUInt16LE(1, 20);
-  h.writeUInt16LE(f.channels, 22);
-  h.writeUInt32LE(f.rate, 24);
-  h.writeUInt32LE((f.rate * f.channels * bits) / 8, 28);
-  h.writeUInt16LE((f.channels * bits) / 8, 32);
-  h.writeUInt16LE(bits, 34);
-  h.write('data', 36, 'latin1');
-  h.writeUInt32LE(dataBytes, 40);
-  return h;
-}

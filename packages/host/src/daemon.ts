@@ -1,4 +1,4 @@
-import { Engine } from './engine/engine.js';
+import { Engine } from './engine.js';
 import { failWith, loadOrFail, refuseRoot, EXIT_FAILURE, EXIT_OK, type GlobalOptions } from './cli.js';
 import { createLogger } from './logger.js';
 import { isSpeakerdError } from '@speakerd/plugin-sdk';

@@ -5,7 +5,7 @@ import { emitKeypressEvents } from 'node:readline';
 import cliProgress from 'cli-progress';
 import { execa } from 'execa';
 import { loadOrFail, refuseRoot, EXIT_FAILURE, EXIT_OK, type GlobalOptions } from './cli.js';
-import { Engine } from './engine/engine.js';
+import { Engine } from './engine.js';
 import { createLogger } from './logger.js';
 
 interface Item {

@@ -12,25 +12,21 @@ import {
   type Logger,
   type SampleFormat,
 } from '@speakerd/plugin-sdk';
-import { idProblem } from './ids.js';
-import { parseWavHeader } from './wav.js';
+import { idProblem } from '../protocol/ids.js';
 
 /** Longest header line, not counting the newline (PROTOCOL.md section 3). */
 export const MAX_HEADER_BYTES = 4096;
 
 export type RefusalCode = 'bad-header' | 'header-timeout' | 'duplicate-id' | 'too-many-tracks';
 
-/** A decoder connection whose header has been accepted. */
+/** A decoder connection whose header has been accepted (the `{"ok":true}` line is sent). */
 export interface AcceptedDecoder {
   id: string;
-  format: SampleFormat;
-  /** The header said `wav` (format came from the file). */
-  wav: boolean;
+  /** The format from the header, or `wav`: the payload is a RIFF/WAVE stream whose `fmt ` chunk gives it. */
+  encoding: SampleFormat | 'wav';
   socket: Socket;
-  /** PCM that arrived together with the header. */
+  /** Payload bytes that arrived together with the header line. */
   initial: Buffer;
-  /** For a WAV stream with a known data size: the PCM bytes still to come (including `initial`). */
-  dataBytes: number | undefined;
 }
 
 /** What the engine decides about a validated header: accept (returns the sink for its PCM) or refuse. */
@@ -75,8 +71,9 @@ export function validateHeader(value: unknown): Header | string {
 }
 
 /**
- * The decoder socket: a Unix stream socket, one track per connection. Reads each header without blocking anything
- * else, under a deadline, answers exactly once, and hands accepted connections to the engine.
+ * The decoder socket: a Unix stream socket, one track per connection. Reads each header line without blocking
+ * anything else, under a deadline, answers it exactly once and at once (for every encoding, `wav` included: a bad
+ * RIFF header is the engine's to report afterwards), and hands accepted connections to the engine.
  */
 export class DecoderServer {
   #server: Server | undefined;
@@ -156,7 +153,6 @@ export class DecoderServer {
     let size = 0;
     let done = false;
     let headerId: string | undefined;
-    let wavHeader: Header | undefined;
 
     const timer = this.clock.setTimeout(() => {
       if (!done) refuse('header-timeout', `no complete header within ${this.opts.headerTimeoutMs()} ms`);
@@ -178,11 +174,6 @@ export class DecoderServer {
       socket.once('close', () => this.clock.clearTimeout(kill));
       this.handler.refused(code, message, headerId);
     };
-    const accept = (header: Header, format: SampleFormat, initial: Buffer, dataBytes?: number) => {
-      finish();
-      answer(socket, { ok: true });
-      this.handler.accepted({ id: header.id, format, wav: header.format === 'wav', socket, initial, dataBytes });
-    };
 
     const onEnd = () =>
       refuse('bad-header', size === 0 ? 'connection closed before a header' : 'connection closed inside the header');
@@ -191,7 +182,6 @@ export class DecoderServer {
       size += chunk.length;
       const buf = parts.length === 1 ? parts[0]! : Buffer.concat(parts, size);
       parts = [buf];
-      if (wavHeader) return parseWav(buf);
       const nl = buf.indexOf(0x0a);
       if (nl === -1) {
         if (size > MAX_HEADER_BYTES) refuse('bad-header', `header line longer than ${MAX_HEADER_BYTES} bytes`);
@@ -213,23 +203,14 @@ export class DecoderServer {
       headerId = header.id;
       const admitted = this.handler.admit(header.id);
       if (!admitted.ok) return refuse(admitted.code, admitted.message);
-      const rest = buf.subarray(nl + 1);
-      if (header.format !== 'wav') return accept(header, header.format, Buffer.from(rest));
-      wavHeader = header;
-      parts = [Buffer.from(rest)];
-      size = rest.length;
-      parseWav(parts[0]!);
-    };
-    const parseWav = (buf: Buffer) => {
-      const r = parseWavHeader(buf);
-      if (r.kind === 'more') return;
-      if (r.kind === 'error') return refuse('bad-header', `bad WAV stream: ${r.message}`);
-      // a second check: the id may have been taken while the WAV header was arriving
-      const admitted = this.handler.admit(wavHeader!.id);
-      if (!admitted.ok) return refuse(admitted.code, admitted.message);
-      let pcm = Buffer.from(buf.subarray(r.dataOffset));
-      if (r.dataBytes !== undefined && pcm.length > r.dataBytes) pcm = pcm.subarray(0, r.dataBytes);
-      accept(wavHeader!, r.format, pcm, r.dataBytes);
+      finish();
+      answer(socket, { ok: true });
+      this.handler.accepted({
+        id: header.id,
+        encoding: header.format,
+        socket,
+        initial: Buffer.from(buf.subarray(nl + 1)),
+      });
     };
     socket.on('data', onData);
     socket.on('end', onEnd);

@@ -9,7 +9,9 @@ interface Segment {
 
 /**
  * What has been handed to the backend and is not yet audible, in order. From the backend's delay it tells each
- * track's audible position; after a flush it gives back the dropped frames so they can be played again.
+ * track's audible position; after a flush it gives back the dropped frames so they can be played again. One ledger
+ * lasts the whole run: its counts are frames of the output stream since speakerd started (a format or backend
+ * change happens only when nothing is unheard, so the counts stay comparable).
  */
 export class OutputLedger {
   #segments: Segment[] = [];
@@ -18,9 +20,31 @@ export class OutputLedger {
   #audible = 0;
 
   constructor(
-    private readonly keepBytes: boolean,
-    private readonly frameBytes: number,
+    private keepBytes: boolean,
+    private frameBytes: number,
   ) {}
+
+  /** A new output format or backend: only when nothing is unheard. */
+  reset(keepBytes: boolean, frameBytes: number): void {
+    if (this.unheard > 0) this.creditAll();
+    this.keepBytes = keepBytes;
+    this.frameBytes = frameBytes;
+  }
+
+  /** Whether the pre-volume bytes of unheard frames are kept (the backend can take audio back). */
+  get keepsBytes(): boolean {
+    return this.keepBytes;
+  }
+
+  /** Frames of the stream that are audible by now. */
+  get audibleTotal(): number {
+    return this.#audible;
+  }
+
+  /** Count everything handed out as heard (the backend lost what it held and it cannot be played again). */
+  creditAll(): void {
+    this.advance(0);
+  }
 
   /** Record `frames` written for `track` (undefined: silence); `bytes` are the pre-volume bytes. */
   append(track: Track | undefined, frames: number, bytes: Uint8Array | undefined): void {

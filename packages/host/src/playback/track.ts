@@ -32,10 +32,20 @@ export class Track {
   reported = 0;
   /** The first frame has been handed to the backend. */
   started = false;
-  /** `playing` has been sent since the track became current. */
+  /** Where the first frame stands in the output stream (the ledger's count before it): audible once that many are. */
+  startFrame = 0;
+  /** `playing` (or, for a track that starts paused, `paused`) has been sent since the track became current. */
   announced = false;
   /** `finished` or `stillborn` has been sent. */
   answered = false;
+  /** A decoder connection has been accepted for this id (its format may still be unknown: a WAV header). */
+  attached = false;
+  /** Times the track ran dry while playing and silence had to be written (the decoder fell behind). */
+  underruns = 0;
+  /** Frames of silence written while this track was playing and had no audio. */
+  silenceFrames = 0;
+  /** Silence was written since this track's last frame was handed out (the current underrun, if any). */
+  inUnderrun = false;
 
   #chunks: Buffer[] = [];
   #head = 0; // offset into #chunks[0]
@@ -59,10 +69,16 @@ export class Track {
     this.role = role;
   }
 
-  /** Set the decoder's format (once the header says it). */
-  setInput(format: SampleFormat, connection: TrackInput): void {
-    this.input = format;
+  /** A decoder connection is accepted for this track (its format may follow later, from a WAV header). */
+  attach(connection: TrackInput): void {
+    this.attached = true;
     this.connection = connection;
+  }
+
+  /** Set the decoder's format (from the header line, or from the WAV `fmt ` chunk). */
+  setInput(format: SampleFormat, connection?: TrackInput): void {
+    if (connection) this.attach(connection);
+    this.input = format;
     this.#inputFrameBytes = bytesPerFrame(format);
   }
 
@@ -85,9 +101,12 @@ export class Track {
     return frames;
   }
 
-  /** Enough is buffered to start without starving at once (or the input has ended). */
+  /**
+   * Enough is buffered to start without running dry at once: `thresholdMs` (capped at half of `bufferMs`, which
+   * back-pressure would otherwise never let it reach), or the input has ended.
+   */
   ready(thresholdMs: number): boolean {
-    return this.eof || this.bufferedSeconds() * 1000 >= thresholdMs;
+    return this.eof || this.bufferedSeconds() * 1000 >= Math.min(thresholdMs, this.bufferMs / 2);
   }
 
   /** PCM from the decoder. A trailing partial frame is held until the rest arrives (or dropped at EOF). */
@@ -137,6 +156,26 @@ export class Track {
     this.#outFrameBytes = bytesPerFrame(format);
     this.#converter = this.input ? createConverter(this.input, format) : undefined;
     this.#converterEnded = false;
+  }
+
+  /**
+   * Continue a part-played track in another output format (a reload's backend took over mid-track): what was
+   * already converted for the old format and not handed out is dropped; the rest is converted to `format`.
+   * Returns the output frames dropped.
+   */
+  switchOutput(format: SampleFormat): number {
+    if (this.#output && sameFormat(this.#output, format)) return 0;
+    const dropped = this.#outFrameBytes > 0 ? this.#pendingBytes / this.#outFrameBytes : 0;
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    this.#output = undefined;
+    this.setOutput(format);
+    return dropped;
+  }
+
+  /** Some audio is buffered (input or converted output) and can be handed out now. */
+  get hasAudio(): boolean {
+    return this.#inputBytes > 0 || this.#pendingBytes > 0 || (this.eof && !!this.#converter && !this.#converterEnded);
   }
 
   /** All input has been converted and handed out; nothing more will come. */
