@@ -21,8 +21,8 @@ const ok =
   );
 
 let running: Speakerd[] = [];
-afterEach(() => {
-  for (const s of running) s.kill();
+afterEach(async () => {
+  for (const s of running) await s.dispose();
   running = [];
 });
 // the fault-injection command exists only with this variable; the speakerd children inherit it

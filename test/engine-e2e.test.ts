@@ -8,8 +8,8 @@ import { firstDifference, testSignal, wavHeader } from './helpers/pcm.js';
 
 const OUT: SampleFormat = { encoding: 's16le', rate: 44100, channels: 2 };
 let running: Speakerd[] = [];
-afterEach(() => {
-  for (const s of running) s.kill();
+afterEach(async () => {
+  for (const s of running) await s.dispose();
   running = [];
 });
 

@@ -77,7 +77,7 @@ describe('rtp backend end to end', () => {
     const rx = await Receiver.open();
     cleanups.push(() => rx.close());
     const s = await Speakerd.start({ backend: 'rtp', format: CD, rtp: { port: rx.port, sdp: 'stream.sdp' } });
-    cleanups.push(() => s.kill());
+    cleanups.push(() => s.dispose());
     expect(s.events[0]).toMatchObject({ type: 'ready', backend: 'rtp', format: { encoding: 's16be' } });
     const sdp = readFileSync(join(s.dir, 'stream.sdp'), 'utf8');
     expect(sdp).toContain(`m=audio ${rx.port} RTP/AVP 10`);
@@ -144,7 +144,7 @@ describe('rtp backend end to end', () => {
     const rx = await Receiver.open();
     cleanups.push(() => rx.close());
     const s = await Speakerd.start({ backend: 'rtp', format: CD, rtp: { port: rx.port } });
-    cleanups.push(() => s.kill());
+    cleanups.push(() => s.dispose());
     expect(s.stderr.match(/rtp sender: /g)).toHaveLength(1);
     expect(s.stderr).toContain('rtp sender: native thread');
     const pcm = noise(44100 * 4 * 3, 41); // 3 s
@@ -177,7 +177,7 @@ describe('rtp backend end to end', () => {
     const rx = await Receiver.open();
     cleanups.push(() => rx.close());
     const s = await Speakerd.start({ backend: 'rtp', format: CD, rtp: { port: rx.port, native: false } });
-    cleanups.push(() => s.kill());
+    cleanups.push(() => s.dispose());
     expect(s.stderr).toContain('rtp sender: JavaScript timers (rtp.native is false)');
     const pcm = noise(44100 * 4, 42);
     await playOne(s, 'j', pcm);
@@ -193,7 +193,7 @@ describe('rtp backend end to end', () => {
   it('keeps running when nothing listens (ECONNREFUSED): reports the backend lost, never exits', async () => {
     const port = freePortPair();
     const s = await Speakerd.start({ backend: 'rtp', format: CD, rtp: { port } });
-    cleanups.push(() => s.kill());
+    cleanups.push(() => s.dispose());
     await playOne(s, 'x', noise(44100 * 4, 3));
     await s.waitFor((e) => e.type === 'backend' && e.state === 'lost', 5000);
     const st = await s.status();
@@ -206,7 +206,7 @@ describe('rtp backend end to end', () => {
     if (!haveTool('ffmpeg', ['ffmpeg', '-version'])) return;
     const port = freePortPair();
     const s = await Speakerd.start({ backend: 'rtp', format: CD, rtp: { port, sdp: 'stream.sdp' } });
-    cleanups.push(() => s.kill());
+    cleanups.push(() => s.dispose());
     const out = join(s.dir, 'ffmpeg.raw');
     const ff = spawn(
       'ffmpeg',
@@ -245,7 +245,7 @@ describe('rtp backend end to end', () => {
     if (!haveTool('gst-launch-1.0', ['gst-launch-1.0', '--version'])) return;
     const port = freePortPair();
     const s = await Speakerd.start({ backend: 'rtp', format: CD, rtp: { port, sdp: 'stream.sdp' } });
-    cleanups.push(() => s.kill());
+    cleanups.push(() => s.dispose());
     // the caps come from the SDP file
     const sdp = readFileSync(join(s.dir, 'stream.sdp'), 'utf8');
     const m = /a=rtpmap:(\d+) (\w+)\/(\d+)\/(\d+)/.exec(sdp)!;
@@ -368,7 +368,7 @@ async function inNamespace(dest: string, mode: string) {
     { cwd: dir, stdio: ['pipe', 'pipe', 'pipe'] },
   );
   const s = new Speakerd(child as never, dir, socket);
-  cleanups.push(() => s.kill());
+  cleanups.push(() => s.dispose());
   await s.waitFor((e) => e.type === 'ready', 15000);
   const pcm = noise(44100 * 4, 31);
   await playOne(s, 'n', pcm);

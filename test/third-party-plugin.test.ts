@@ -54,8 +54,8 @@ export default definePlugin({
 
 let running: Speakerd[] = [];
 let cleanups: (() => void)[] = [];
-afterEach(() => {
-  for (const s of running) s.kill();
+afterEach(async () => {
+  for (const s of running) await s.dispose();
   for (const c of cleanups) c();
   running = [];
   cleanups = [];

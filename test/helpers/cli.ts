@@ -1,11 +1,17 @@
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const REPO = fileURLToPath(new URL('../..', import.meta.url));
-export const SPEAKERD = join(REPO, 'packages/host/bin/speakerd.js');
+/**
+ * The `speakerd` binary the end-to-end tests run: this tree's, or the one SPEAKERD_BIN names (another build, e.g.
+ * an older checkout's packages/host/bin/speakerd.js, to show that a test fails there).
+ */
+export const SPEAKERD = process.env.SPEAKERD_BIN
+  ? resolve(process.env.SPEAKERD_BIN)
+  : join(REPO, 'packages/host/bin/speakerd.js');
 
 export interface RunResult {
   code: number | null;

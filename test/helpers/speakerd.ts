@@ -1,14 +1,21 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { SPEAKERD, tempDir } from './cli.js';
 
 export type Event = Record<string, any> & { type: string };
 
+/** Now, in ms on the scale every helper uses for arrival times (test/helpers/stamp.mjs too): wall time with fractions. */
+export function wallNow(): number {
+  return performance.timeOrigin + performance.now();
+}
+
 /** A running `speakerd`, driven the way a music server drives it. */
 export class Speakerd {
   readonly events: Event[] = [];
+  /** When each event's line arrived ({@link wallNow} scale), parallel to `events`. */
+  readonly eventTimes: number[] = [];
   stderr = '';
   exitCode: number | null | undefined;
   readonly exited: Promise<number | null>;
@@ -28,6 +35,7 @@ export class Speakerd {
         this.#buf = this.#buf.slice(nl + 1);
         const e = JSON.parse(line) as Event;
         this.events.push(e);
+        this.eventTimes.push(wallNow());
         this.#waiters = this.#waiters.filter((w) => {
           if (!w.pred(e)) return true;
           w.resolve(e);
@@ -58,6 +66,13 @@ export class Speakerd {
     const s = new Speakerd(child, dir, socket);
     if (opts.waitReady !== false) await s.waitFor((e) => e.type === 'ready', 15000);
     return s;
+  }
+
+  /** When `event` (one of `events`) arrived, on the {@link wallNow} scale. */
+  timeOf(event: Event): number {
+    const i = this.events.indexOf(event);
+    if (i < 0) throw new Error(`not an event of this speakerd: ${JSON.stringify(event)}`);
+    return this.eventTimes[i]!;
   }
 
   send(command: Record<string, unknown> | string): void {
@@ -106,6 +121,13 @@ export class Speakerd {
 
   kill(): void {
     if (this.exitCode === undefined) this.child.kill('SIGKILL');
+  }
+
+  /** For a test's cleanup: kill it if it still runs, wait until it has exited, remove its temp dir. */
+  async dispose(): Promise<void> {
+    this.kill();
+    if (this.exitCode === undefined) await Promise.race([this.exited, new Promise((r) => setTimeout(r, 5000))]);
+    rmSync(this.dir, { recursive: true, force: true });
   }
 }
 

@@ -7,7 +7,8 @@ import {
   feed as feedBackend,
   noise as sdkNoise,
 } from '@speakerd/plugin-sdk/testing';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { onTestFinished } from 'vitest';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { haveCapability } from '../../../test/helpers/tools.js';
@@ -52,6 +53,11 @@ export function makeBackend(
     options: { device: `${device}:${file}`, ...options },
     clock,
     configDir: dir,
+  });
+  // whatever the test does, the backend is closed and its capture directory removed when the test ends
+  onTestFinished(async () => {
+    await t.backend.close().catch(() => {});
+    rmSync(dir, { recursive: true, force: true });
   });
   return { backend: t.backend, events: t.events, log: t.log, clock, dir, file };
 }
