@@ -100,6 +100,8 @@ export class BackendDriver {
   #frameBytes = 1;
   #tasks: (() => unknown)[] = [];
   #busy = false;
+  /** Waiting for the operation in progress to end. */
+  #free: (() => void)[] = [];
   #failure: { message: string; code: string; method: BackendMethod } | undefined;
   #pluginState: { state: BackendState; message: string } = { state: 'ok', message: '' };
   #reported: BackendState = 'ok';
@@ -244,7 +246,7 @@ export class BackendDriver {
           this.#format = format;
           this.#frameBytes = bytesPerFrame(format);
           this.#phase = 'active';
-          resolve(true);
+          this.#whenFree(() => resolve(true)); // so that a write right after `await activate()` goes through
         });
       });
     });
@@ -324,7 +326,7 @@ export class BackendDriver {
     return new Promise((resolve, reject) => {
       this.#enqueue(() => {
         const fn = this.backend.setVolume;
-        if (typeof fn !== 'function') return resolve();
+        if (typeof fn !== 'function' || this.#phase === 'closed') return resolve();
         let r: unknown;
         try {
           r = fn.call(this.backend, volume);
@@ -393,7 +395,7 @@ export class BackendDriver {
 
   /** The format a track should be played in, or undefined for the negotiated one. */
   formatFor(track: SampleFormat): SampleFormat | undefined {
-    if (!this.backend.formatFor || this.#phase === 'closed') return undefined;
+    if (!this.backend.formatFor || !this.ready) return undefined;
     const f = this.#sync('formatFor', () => this.backend.formatFor!(track));
     if (f === SILENT || f === undefined) return undefined;
     const why = formatProblem(f);
@@ -424,12 +426,19 @@ export class BackendDriver {
         this.#busy = true;
         const done = () => {
           this.#busy = false;
+          for (const fn of this.#free.splice(0)) fn();
           this.#drain();
           if (!this.#busy) this.deps.wake();
         };
         r.then(done, done);
       }
     }
+  }
+
+  /** Run `fn` once no operation is in progress (at once when none is). */
+  #whenFree(fn: () => void): void {
+    if (this.#busy) this.#free.push(fn);
+    else fn();
   }
 
   /** Call a synchronous method; a throw is a failure. A returned promise is a violation (these are synchronous). */
@@ -497,7 +506,8 @@ export class BackendDriver {
     const code = isSpeakerdError(err) ? err.code : ErrorCodes.BACKEND;
     const text = how === 'violated' ? messageOf(err) : `${method}() ${how}: ${messageOf(err)}`;
     const now = this.deps.clock.now();
-    if (now - this.#recoveredAt >= this.timing.stableMs) this.#backoff = this.timing.backoffMinMs;
+    // the back-off starts again only after the backend had recovered and then played for stableMs
+    if (!this.#failure && now - this.#recoveredAt >= this.timing.stableMs) this.#backoff = this.timing.backoffMinMs;
     const wait = this.#backoff;
     this.#backoff = Math.min(this.timing.backoffMaxMs, this.#backoff * 2);
     this.#failure = { message: `${this.plugin}: ${text}`, code, method };

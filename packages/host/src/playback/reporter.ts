@@ -47,6 +47,8 @@ export class Reporter {
   settle(ctx: SettleContext): number {
     const { queue, ledger, rate } = ctx;
     let nextAt = Infinity;
+    const done = (t: Track) => t.exhausted && t.audible >= t.handed;
+    queue.prune(done); // first: a pause waiting for them reaches the current track now
     for (;;) {
       const cur = queue.current;
       if (!cur) break;
@@ -65,6 +67,8 @@ export class Reporter {
       }
       if (!cur.eof) break;
       if (pauseInEffect && !cur.exhausted) break;
+      // a pause waiting for the tracks playing out applies to this one, which will start paused: not finished yet
+      if (ctx.paused && !cur.started && cur.handed === 0 && !cur.exhausted) break;
       const aheadFrames = this.framesUntilEnd(queue, ledger, rate);
       // nothing plays out while the backend is not active: only a track with nothing to play ends then
       if (!ctx.playing && aheadFrames > 0) break;
@@ -75,7 +79,7 @@ export class Reporter {
       }
       this.#finish(ctx, cur);
     }
-    queue.prune((t) => t.exhausted && t.audible >= t.handed);
+    queue.prune(done);
     return nextAt;
   }
 
