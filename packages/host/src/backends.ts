@@ -15,7 +15,7 @@ export interface MadeBackend {
 export interface BackendHooks {
   report(driver: BackendDriver, report: BackendReport): void;
   wake(driver: BackendDriver): void;
-  failed(driver: BackendDriver, method: BackendMethod): void;
+  failed(driver: BackendDriver, method: BackendMethod, retaken: number | undefined): void;
 }
 
 /**
@@ -49,7 +49,7 @@ export async function makeBackend(
       log: log.child({ component: 'backend', plugin: name }),
       report: (r) => hooks.report(made, r),
       wake: () => hooks.wake(made),
-      failed: (method) => hooks.failed(made, method),
+      failed: (method, retaken) => hooks.failed(made, method, retaken),
     });
   } catch (err) {
     await Promise.resolve()

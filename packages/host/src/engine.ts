@@ -184,7 +184,7 @@ export class Engine {
       queueMicrotask(() => {
         if (this.#player?.driver === driver) this.#player.kick();
       }),
-    failed: (driver, method) => this.#player?.backendFailed(driver, method),
+    failed: (driver, method, retaken) => this.#player?.backendFailed(driver, method, retaken),
   };
 
   #makeBackend(config: ResolvedConfig): Promise<MadeBackend> {

@@ -47,9 +47,10 @@ export type CommandHandler = (
  *   (`SPEAKERD_ERR_BACKEND_CONTRACT`, naming the plugin and the method): the host treats it as a failure.
  * - **Failures.** A method that throws, a promise that rejects, or a contract violation while playing is a backend
  *   failure. The host reports it to the music server (`backend` `lost`, with the plugin, the method and the
- *   message), calls `idle()` (its errors ignored), keeps every track buffered, and calls `activate()` again after a
+ *   message), asks {@link flush} (if implemented) for what it still holds — those frames are played again — then
+ *   calls `idle()` (errors of both ignored), keeps every track buffered, and calls `activate()` again after a
  *   back-off (1 s, doubling up to 30 s); it reports `ok` when a `write()` is accepted again. What the backend held
- *   when it failed is played again where it can be taken back ({@link flush}), else counted as played. A throw from
+ *   and could not give back is counted as played. A throw from
  *   `close()` or `idle()` is logged and otherwise ignored. Nothing a backend does can stop speakerd.
  * - **Errors.** Throw a {@link SpeakerdError} with a stable code; the host stamps every error with the plugin's name
  *   and the method.
@@ -149,7 +150,11 @@ export interface Backend {
    */
   readonly flushIsSeamless?: boolean;
 
-  /** Output stops (the host stops writing). Optional hook: e.g. start sending silence, or nothing. */
+  /**
+   * Output stops (the host stops writing). Optional hook: e.g. start sending silence, or nothing. The host calls
+   * `pause()` and `resume()` in turn: `pause()` once when the pause reaches the current track, `resume()` only after
+   * a `pause()`. A backend stays paused through `idle()` and `activate()` until `resume()`.
+   */
   pause?(): void | Promise<void>;
 
   /** Output continues after {@link pause}; clock-paced backends restart their pacing from now. */

@@ -41,8 +41,12 @@ export interface DriverDeps {
   report(report: BackendReport): void;
   /** Fill again soon: an operation finished, the back-off is over, the plugin asked. */
   wake(): void;
-  /** The backend failed and was taken out of play: what it held is not coming out. */
-  failed(method: BackendMethod): void;
+  /**
+   * The backend failed and was taken out of play. `retaken`: the frames it gave back (its `flush()`, asked before
+   * `idle()`), the last ones written, to be played again; undefined when it cannot give audio back. Whatever else
+   * it held is not coming out.
+   */
+  failed(method: BackendMethod, retaken: number | undefined): void;
 }
 
 export interface DriverTiming {
@@ -512,9 +516,10 @@ export class BackendDriver {
     this.#backoff = Math.min(this.timing.backoffMaxMs, this.#backoff * 2);
     this.#failure = { message: `${this.plugin}: ${text}`, code, method };
     this.#logError(`${this.#failure.message}; trying again in ${wait} ms`, err, { code, method });
+    const wasActive = this.#phase === 'active';
     this.#phase = 'failed';
     this.#report();
-    this.deps.failed(method);
+    this.deps.failed(method, wasActive ? this.#retake(method) : undefined);
     // take it out of play first (whatever it throws), then wait
     this.#enqueue(() => this.#release('idle'), true);
     this.#retry = this.deps.clock.setTimeout(() => {
@@ -523,6 +528,21 @@ export class BackendDriver {
       this.#phase = 'inactive';
       this.deps.wake();
     }, wait);
+  }
+
+  /**
+   * Ask a backend that has just failed for what it still holds (its `flush()`), so that exactly that is played
+   * again: the host's own idea of it dates from the last `delay()`. Nothing else is called, and whatever this
+   * throws or returns wrongly only means nothing is given back.
+   */
+  #retake(method: BackendMethod): number | undefined {
+    if (!this.canFlush || method === 'flush') return undefined;
+    try {
+      const n: unknown = this.backend.flush!();
+      return frameCountProblem(n) ? undefined : (n as number);
+    } catch {
+      return undefined;
+    }
   }
 
   /**

@@ -63,6 +63,10 @@ export class Player {
   /** Formats this backend refused for a track (formatFor asked for them): those tracks are converted. */
   #refused = new Set<string>();
   #stepping = false;
+  /** Work a failure left for the end of the fill in progress. */
+  readonly #afterFill: (() => void)[] = [];
+  /** The backend has been told to pause (and not yet to resume). */
+  #backendPaused = false;
   /** The last fill stopped for want of input: new input should be written at once. */
   #hungry = false;
   #closed = false;
@@ -156,18 +160,14 @@ export class Player {
     this.paused = true;
     const cur = this.queue.current;
     if (this.queue.draining.length > 0 || !cur) return; // applies when the next track starts
-    if (cur.started) {
-      this.#takeBack();
-      this.#driver.pause();
-    }
     cur.announced = true;
-    this.#emit({ type: 'paused', id: cur.id, position: this.position(cur) });
+    this.#emit({ type: 'paused', id: cur.id, position: this.#pauseOutput(cur) });
   }
 
   resume(): void {
     if (!this.paused) return;
     this.paused = false;
-    if (this.#driver.phase === 'active') this.#driver.resume();
+    this.#resumeBackend();
     const cur = this.queue.current;
     if (cur && cur.started) this.#emit({ type: 'playing', id: cur.id, position: this.position(cur) });
     else if (cur) cur.announced = false; // `playing` goes out when its sound really starts
@@ -230,19 +230,28 @@ export class Player {
     this.#maybeSwap();
   }
 
-  /** The driver took its backend out of play after a failure: what it held is not coming out. */
-  backendFailed(driver: BackendDriver, method: BackendMethod): void {
+  /**
+   * The driver took its backend out of play after a failure. What the backend gave back (`retaken`, the last frames
+   * written) goes back to its tracks and plays again once the backend is back; the rest of what was handed out is
+   * counted as heard (it may have been, and a backend that cannot say cannot give it back).
+   */
+  backendFailed(driver: BackendDriver, method: BackendMethod, retaken: number | undefined): void {
     if (driver !== this.#driver) return;
+    // inside a fill the feeder still holds what it was offering: it puts that back first, then this runs
+    if (this.#stepping) this.#afterFill.push(() => this.#applyFailure(method, retaken));
+    else this.#applyFailure(method, retaken);
+  }
+
+  #applyFailure(method: BackendMethod, retaken: number | undefined): void {
     const unheard = this.#ledger.unheard;
-    if (unheard > 0) {
-      if (this.#ledger.keepsBytes) {
-        this.#ledger.rewind(unheard); // played again once the backend is back
-        this.log.info({ frames: unheard, method }, 'the backend failed: what it held will be played again');
-      } else {
-        this.#ledger.creditAll();
-        this.log.warn({ frames: unheard, method }, 'the backend failed: what it held is lost');
-      }
-    }
+    if (retaken !== undefined && retaken > 0) this.#ledger.rewind(retaken);
+    const lost = this.#ledger.unheard;
+    if (lost > 0) this.#ledger.creditAll();
+    if (unheard > 0)
+      this.log.info(
+        { method, retaken: retaken ?? 0, lost },
+        'the backend failed: what it gave back will be played again, the rest is counted as played',
+      );
     this.#switching = false;
   }
 
@@ -272,6 +281,7 @@ export class Player {
     } catch (err) {
       this.log.error({ err }, 'play loop failed'); // a bug of ours: log it, and keep the process alive
     } finally {
+      for (const fn of this.#afterFill.splice(0)) fn(); // a failure outside the fill part of the step
       this.#stepping = false;
     }
   }
@@ -293,6 +303,7 @@ export class Player {
         volume: this.volume,
       });
       d.endFill();
+      for (const fn of this.#afterFill.splice(0)) fn();
       this.#hungry = r.starved !== undefined;
       if (r.switchTo) this.#switchTo = r.switchTo;
       next = now + (d.tickMs ?? this.opts.tickMs);
@@ -313,7 +324,7 @@ export class Player {
       // audio flows at real time only from an active backend that is not in a failure it has not recovered from
       playing: d.phase === 'active' && d.failure === undefined,
       now,
-      startPaused: () => this.#driver.pause(),
+      startPaused: (t) => this.#pauseOutput(t),
     });
     next = Math.min(next, due);
     this.#afterStep();
@@ -344,7 +355,13 @@ export class Player {
     this.#ensureReports();
     void d.activate(this.#format).then((ok) => {
       if (!ok || d !== this.#driver) return;
-      if (this.paused && this.queue.draining.length === 0 && this.queue.current?.announced) d.pause();
+      // the backend's pause state follows the player's: a resume that came while it was out of play, or a pause
+      // that reached the current track before it was active
+      if (!this.paused) this.#resumeBackend();
+      else if (!this.#backendPaused && this.queue.draining.length === 0 && this.queue.current?.announced) {
+        this.#backendPaused = true;
+        d.pause();
+      }
       this.kick();
     });
   }
@@ -356,6 +373,27 @@ export class Player {
       return !this.paused || src.role === 'finished';
     }
     return false;
+  }
+
+  /**
+   * The pause reaches `cur`: take back what the backend can give back (it plays again after resume), read the
+   * position (before the backend's pause hook, which may hold the driver), then tell the backend, once.
+   */
+  #pauseOutput(cur: Track): number {
+    if (cur.started) this.#takeBack();
+    const position = this.position(cur);
+    if (!this.#backendPaused && this.#driver.phase === 'active') {
+      this.#backendPaused = true;
+      this.#driver.pause();
+    }
+    return position;
+  }
+
+  /** Tell the backend to continue, if it was told to pause (now, or once it is active again). */
+  #resumeBackend(): void {
+    if (!this.#backendPaused || this.#driver.phase !== 'active') return;
+    this.#backendPaused = false;
+    this.#driver.resume();
   }
 
   /** Credit what has become audible, from the backend's delay. */
@@ -398,6 +436,7 @@ export class Player {
       await old.close();
     } finally {
       this.#driver = next.driver;
+      this.#backendPaused = false;
       this.#baseFormat = this.#format = next.format;
       this.#switchTo = undefined;
       this.#refused = new Set();

@@ -23,8 +23,11 @@ export interface SettleContext {
   /** The backend is active: what it holds is playing out at real time. */
   playing: boolean;
   now: number;
-  /** The current track starts paused: let the backend know (its pause hook). */
-  startPaused(): void;
+  /**
+   * The pause has reached the current track before its sound started: take back what the backend holds of it,
+   * let the backend know (its pause hook); returns the track's position.
+   */
+  startPaused(track: Track): number;
 }
 
 /**
@@ -57,12 +60,12 @@ export class Reporter {
         if (pauseInEffect) {
           // the pause reached a track that had not started: it starts paused
           cur.announced = true;
-          ctx.startPaused();
-          this.emit({ type: 'paused', id: cur.id, position: this.position(cur) });
-        } else if (!ctx.paused && cur.started) {
+          this.emit({ type: 'paused', id: cur.id, position: ctx.startPaused(cur) });
+        } else if (cur.started) {
+          // its sound starts (or, paused behind tracks playing out, the pause reaches it) once all before it is heard
           const ahead = cur.startFrame - ledger.audibleTotal;
-          if (ahead <= 0) this.#announce(cur);
-          else nextAt = Math.min(nextAt, ctx.now + (ahead * 1000) / rate);
+          if (ahead > 0) nextAt = Math.min(nextAt, ctx.now + (ahead * 1000) / rate);
+          else if (!ctx.paused) this.#announce(cur);
         }
       }
       if (!cur.eof) break;

@@ -125,7 +125,12 @@ export const OPTS: PlayerOptions = {
 export function makeDriver(
   backend: Backend,
   clock: Clock,
-  opts: { log?: MemoryLogger; timing?: DriverTiming; onWake?: () => void; onFailed?: (m: BackendMethod) => void } = {},
+  opts: {
+    log?: MemoryLogger;
+    timing?: DriverTiming;
+    onWake?: () => void;
+    onFailed?: (m: BackendMethod, retaken: number | undefined) => void;
+  } = {},
 ) {
   const reports: (BackendReport & { at: number })[] = [];
   const log = opts.log ?? new MemoryLogger();
@@ -141,7 +146,7 @@ export function makeDriver(
         wakes.count++;
         opts.onWake?.();
       },
-      failed: (m) => opts.onFailed?.(m),
+      failed: (m, retaken) => opts.onFailed?.(m, retaken),
     },
     opts.timing,
   );
@@ -162,7 +167,7 @@ export function setup<B extends Backend = RecordingBackend>(
   const { driver, reports } = makeDriver(backend, clock, {
     log,
     onWake: () => queueMicrotask(() => ref.player?.kick()),
-    onFailed: (m) => ref.player?.backendFailed(driver, m),
+    onFailed: (m, retaken) => ref.player?.backendFailed(driver, m, retaken),
   });
   const player = (ref.player = new Player(clock, log, (e) => events.push({ ...e, at: clock.now() }), driver, F, {
     ...OPTS,

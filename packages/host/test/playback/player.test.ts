@@ -500,3 +500,72 @@ describe('volume on a backend whose flush is seamless', () => {
     expect(out.slice(firstQuiet).every((v) => v === 1000)).toBe(true);
   });
 });
+
+describe('regressions found by the property tests', () => {
+  it('a flushing backend that fails: what it gave back is played again once, nothing twice, nothing lost', async () => {
+    class FailsOnce extends FlushingBackend {
+      failAt = 505;
+      override write(data: Uint8Array) {
+        if (this.clock.now() >= this.failAt) {
+          this.failAt = Infinity;
+          throw new Error('boom');
+        }
+        return super.write(data);
+      }
+    }
+    const { backend, track, play, run, reports } = setup({ backend: (c) => new FailsOnce(c, 100 * K) });
+    const input = ramp(1000 * K, 3);
+    track('a', input);
+    play('a');
+    await run(4000);
+    expect(reports.map((r) => r.state)).toEqual(['lost', 'ok']);
+    expect(Buffer.compare(backend.bytes(), input)).toBe(0);
+  });
+
+  it('a pause that reaches a track queued behind one playing out takes its audio back: position stays 0', async () => {
+    const { backend, player, track, play, run, events } = setup({
+      backend: (c) => new FlushingBackend(c, 120 * K),
+      earlyFinishMs: 200,
+    });
+    track('t0', ramp(300 * K, 1));
+    track('t1', ramp(500 * K, 5));
+    play('t0');
+    await run(101); // t0 reported finished at 100
+    play('t1'); // queued right behind t0 (120 ms lead)
+    await run(149);
+    player.pause(); // at 250: t0 plays out, the pause applies to t1
+    await run(400);
+    const t1 = events.filter((e) => e.id === 't1' && (e.type === 'paused' || e.type === 'playing'));
+    expect(t1.length).toBeGreaterThan(0);
+    expect(t1.every((e) => e.type === 'paused' && e.position === 0)).toBe(true);
+    player.resume();
+    await run(1000);
+    expect(Buffer.compare(backend.bytes(), Buffer.concat([ramp(300 * K, 1), ramp(500 * K, 5)]))).toBe(0);
+  });
+
+  it('the backend gets pause() and resume() in turn: no resume() for a pause that never reached it', async () => {
+    class Hooks extends RecordingBackend {
+      hooks: string[] = [];
+      pause() {
+        this.hooks.push('pause');
+      }
+      resume() {
+        this.hooks.push('resume');
+      }
+    }
+    const { backend, player, track, play, run } = setup({ backend: (c) => new Hooks(c), earlyFinishMs: 0 });
+    player.pause(); // nothing current: applies to the next track played
+    player.resume();
+    track('a', pcm(300 * K, 1));
+    track('b', pcm(300 * K, 2));
+    play('a');
+    play('b');
+    await run(100);
+    player.pause();
+    player.cancel('a'); // b becomes current, already paused: no second pause()
+    await run(100);
+    player.resume();
+    await run(1000);
+    expect(backend.hooks).toEqual(['pause', 'resume']);
+  });
+});

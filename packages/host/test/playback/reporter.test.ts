@@ -26,7 +26,10 @@ function setup() {
     paused: false,
     playing: true,
     now: 0,
-    startPaused: () => void startedPaused++,
+    startPaused: (t) => {
+      startedPaused++;
+      return t.audible / F.rate;
+    },
     ...over,
   });
   const settle = (over: Partial<SettleContext> = {}) => reporter.settle(ctx(over));
