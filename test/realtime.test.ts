@@ -121,7 +121,13 @@ async function viaFile(config: Record<string, unknown>, read: (file: string) => 
   const p = await playThree(s, seed);
   const file = join(s.dir, 'out.raw');
   await until(() => read(file).length >= p.expected.length, 5000);
-  await sleep(200); // anything beyond the end would show now
+  // leading silence makes the output longer than the tracks: wait until it has stopped growing (the backend is idle
+  // after the last track), so that anything missing or beyond the end shows
+  for (let last = -1, stable = 0; stable < 6; await sleep(50)) {
+    const n = read(file).length;
+    stable = n === last ? stable + 1 : 0;
+    last = n;
+  }
   expect(await s.close()).toBe(0);
   expectExact(insertedSilence(read(file), p.expected, FB), what);
   expectLifecycles(p);
