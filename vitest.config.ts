@@ -5,7 +5,7 @@ export default defineConfig({
   ssr: { resolve: { conditions: ['@speakerd/source'] } },
   resolve: { conditions: ['@speakerd/source'] },
   test: {
-    include: ['test/**/*.test.ts', 'packages/*/test/**/*.test.ts'],
+    include: ['test/**/*.test.ts', 'packages/*/test/**/*.test.ts', 'examples/*/test/**/*.test.ts'],
     // forks, not threads: libasound reads ALSA_CONFIG_PATH from the real process environment
     pool: 'forks',
     globalSetup: ['test/global-setup.ts'],

@@ -53,8 +53,11 @@ export class Speakerd {
   }
 
   /** Start speakerd with `config` (the socket is put in a fresh temp dir unless given). */
-  static async start(config: Record<string, unknown>, opts: { waitReady?: boolean; args?: string[] } = {}) {
-    const { dir } = tempDir('speakerd-e2e-');
+  static async start(
+    config: Record<string, unknown>,
+    opts: { waitReady?: boolean; args?: string[]; dir?: string } = {},
+  ) {
+    const dir = opts.dir ?? tempDir('speakerd-e2e-').dir;
     const socket = (config.socket as string | undefined) ?? join(dir, 'run', 'decoders.sock');
     const cfg = { socket, ...config };
     writeFileSync(join(dir, 'speakerrc.json'), JSON.stringify(cfg, null, 2));

@@ -1,7 +1,9 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { pluginLines } from './plugin-list.js';
 import { ErrorCodes, SpeakerdError, formatToString, isSpeakerdError } from '@speakerd/plugin-sdk';
 import { ConfigError, configToJson, loadConfig, type ResolvedConfig } from './config.js';
 import { createLogger, LOG_LEVELS, type LogLevel } from './logger.js';
+import { configSchema, schemaToText } from './schema.js';
 import { VERSION } from './version.js';
 
 /** Exit codes: 0 fine, 1 failure at run time, 2 bad configuration or usage (PROTOCOL.md section 1). */
@@ -110,7 +112,12 @@ export function buildProgram(actions: Actions): Command {
       const config = await loadOrFail(opts);
       process.stdout.write(
         JSON.stringify(
-          { file: config.file ?? null, backend: config.backend.plugin.manifest.name, config: configToJson(config) },
+          {
+            file: config.file ?? null,
+            backend: config.backend.plugin.manifest.name,
+            config: configToJson(config),
+            ...(config.unusedSections.length > 0 ? { notLoaded: config.unusedSections } : {}),
+          },
           null,
           2,
         ) + '\n',
@@ -118,22 +125,39 @@ export function buildProgram(actions: Actions): Command {
       process.exitCode = EXIT_OK;
     });
 
-  addGlobals(program.command('plugins'))
-    .description('list the plugins speakerd can load, where from, and whether their backend can run here')
+  addGlobals(program.command('schema'))
+    .description(
+      "print the JSON Schema of speakerrc for this configuration (the host's keys and every loaded plugin's " +
+        'section), for editors',
+    )
     .action(async (_o: unknown, cmd: Command) => {
       const opts = cmd.optsWithGlobals<GlobalOptions>();
       refuseRoot(opts);
-      const config = await loadOrFail(opts);
-      for (const [name, p] of config.plugins) {
-        const m = p.plugin.manifest;
-        const why = p.plugin.backend ? p.plugin.unavailable?.() : 'no backend in this version';
-        const chosen = config.backend === p ? ' (backend)' : '';
-        process.stdout.write(
-          `${name}${chosen}\t${m.version}\t${p.origin}\t${p.file}\t` +
-            `${why ? `unavailable: ${why}` : 'available'}${m.description ? `\t${m.description}` : ''}\n`,
-        );
+      let text: string;
+      try {
+        text = schemaToText(await configSchema(opts.config));
+      } catch (err) {
+        failWith(err);
       }
+      process.stdout.write(text);
       process.exitCode = EXIT_OK;
+    });
+
+  addGlobals(program.command('plugins'))
+    .description(
+      'list the plugins speakerd loads and the plugin packages installed where it looks, where from, and whether ' +
+        'each can run here',
+    )
+    .action(async (_o: unknown, cmd: Command) => {
+      const opts = cmd.optsWithGlobals<GlobalOptions>();
+      refuseRoot(opts);
+      const { lines, error } = await pluginLines(opts.config);
+      for (const l of lines)
+        process.stdout.write(
+          `${l.name}\t${l.version}\t${l.origin}\t${l.file}\t${l.status}${l.description ? `\t${l.description}` : ''}\n`,
+        );
+      if (error !== undefined) process.stderr.write(`speakerd: the configuration does not load: ${error}\n`);
+      process.exitCode = error === undefined ? EXIT_OK : EXIT_CONFIG;
     });
 
   return program;

@@ -17,20 +17,74 @@ export const DEFAULT_FORMAT: SampleFormat = { encoding: 's16le', rate: 44100, ch
 
 /** The host's own keys of speakerrc (PROTOCOL.md section 4). Plugin sections are validated by each plugin. */
 export const hostConfigSchema = z.strictObject({
-  backend: nonEmptyString('a backend name, package name or path').default('alsa'),
+  // for editors only: accepted and dropped, so that `check-config` does not print it
+  $schema: z
+    .string({ error: (i) => `expected a JSON Schema path or URL, got ${JSON.stringify(i.input)}` })
+    .optional()
+    .transform(() => undefined)
+    .describe(
+      'Path or URL of the JSON Schema of speakerrc, for editors (speakerd ships it as ' +
+        '@speakerd/host/speakerrc.schema.json; `speakerd schema` prints the one for this configuration). ' +
+        'speakerd ignores it.',
+    ),
+  backend: nonEmptyString('a backend name, package name or path')
+    .default('alsa')
+    .describe(
+      'The output backend: "alsa", "command", "rtp", a plugin package name, or a path to a plugin (relative to ' +
+        "the config file's directory).",
+    ),
   plugins: z
     .array(nonEmptyString('a package name or path'), {
       error: (i) => `expected a list of package names or paths, got ${JSON.stringify(i.input)}`,
     })
-    .default([]),
-  socket: nonEmptyString('a socket path').optional(),
-  format: sampleFormatSchema.default(DEFAULT_FORMAT),
-  bufferMs: intRange(100, 600_000).default(5000),
-  earlyFinishMs: intRange(0, 60_000).default(1000),
-  reportIntervalMs: intRange(10, 60_000).default(1000),
-  headerTimeoutMs: intRange(10, 600_000).default(5000),
-  maxTracks: intRange(1, 4096).default(64),
-  volume: numberRange(0, 100).default(100),
+    .default([])
+    .describe(
+      "Further plugin packages or paths to load (relative to the config file's directory); their commands " +
+        'become available, and each is configured by the section named after it.',
+    ),
+  socket: nonEmptyString('a socket path')
+    .optional()
+    .describe(
+      "Path of the decoder socket (relative to the config file's directory), at most 107 bytes; default " +
+        '$XDG_RUNTIME_DIR/speakerd/decoders.sock, else /tmp/speakerd-<uid>/decoders.sock. A change takes effect ' +
+        'when speakerd restarts.',
+    ),
+  format: sampleFormatSchema
+    .default(DEFAULT_FORMAT)
+    .describe(
+      'The output format every track is converted to, {"encoding", "rate", "channels"}, adjusted to what the ' +
+        'backend accepts. A change makes a new backend on reload.',
+    ),
+  bufferMs: intRange(100, 600_000)
+    .default(5000)
+    .describe(
+      "At most this much audio (ms) is buffered per track, counted in the decoder's own format; speakerd stops " +
+        'reading a decoder until there is room.',
+    ),
+  earlyFinishMs: intRange(0, 60_000)
+    .default(1000)
+    .describe(
+      "`finished` is sent once the current track's decoder has closed and its end is within this many ms of " +
+        'being audible, so that a `play` for the next track sent then is gapless.',
+    ),
+  reportIntervalMs: intRange(10, 60_000)
+    .default(1000)
+    .describe('About how often (ms) `playing` and `paused` events report the position of the current track.'),
+  headerTimeoutMs: intRange(10, 600_000)
+    .default(5000)
+    .describe("A decoder connection's header line must be complete within this many ms, or it is dropped."),
+  maxTracks: intRange(1, 4096)
+    .default(64)
+    .describe(
+      'At most this many tracks exist at once (connected, or played and waiting); a decoder beyond that is ' +
+        'refused with `too-many-tracks`, a `play` is answered `busy`.',
+    ),
+  volume: numberRange(0, 100)
+    .default(100)
+    .describe(
+      'Volume 0..100: software gain (volume/100)³ on all output; 100 leaves the bytes untouched, 0 is silence. A ' +
+        'backend with a hardware mixer (alsa.mixer) takes it instead.',
+    ),
 });
 
 export type HostConfig = z.infer<typeof hostConfigSchema>;

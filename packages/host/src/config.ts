@@ -17,7 +17,7 @@ import {
   hostConfigSchema,
   type HostConfig,
 } from './config-schema.js';
-import { loadPlugins, type LoadedPlugin, type PluginSet } from './plugins.js';
+import { findInstalledPlugins, loadPlugins, type LoadedPlugin, type PluginSet } from './plugins.js';
 
 export const MODULE_NAME = 'speaker';
 
@@ -34,6 +34,8 @@ export interface ResolvedConfig {
   readonly plugins: ReadonlyMap<string, LoadedPlugin>;
   /** Each plugin's validated options, by manifest name. */
   readonly options: ReadonlyMap<string, unknown>;
+  /** Sections for installed plugins that are not loaded (kept, not checked). */
+  readonly unusedSections: readonly string[];
 }
 
 /** A configuration that does not parse or validate: every problem, each with its key path. */
@@ -130,8 +132,15 @@ export async function validateConfig(raw: unknown, file: string | undefined, cwd
     throw err;
   }
 
-  for (const k of Object.keys(record))
-    if (!HOST_KEYS.has(k) && !plugins.byName.has(k)) issues.push({ path: [k], message: 'unknown key' });
+  // a section for an installed plugin the configuration does not use now (the backend was switched away from it)
+  // is kept, unchecked; any other key is a mistake
+  const unused: string[] = [];
+  const installed = new Set(findInstalledPlugins(dir).map((p) => p.name.replace(/^@[^/]+\//, '')));
+  for (const k of Object.keys(record)) {
+    if (HOST_KEYS.has(k) || plugins.byName.has(k)) continue;
+    if (installed.has(k)) unused.push(k);
+    else issues.push({ path: [k], message: 'unknown key' });
+  }
 
   const options = new Map<string, unknown>();
   for (const [name, loaded] of plugins.byName) {
@@ -153,7 +162,7 @@ export async function validateConfig(raw: unknown, file: string | undefined, cwd
   socket = socket.normalize();
 
   const backend = plugins.bySpec.get(backendSpec)!;
-  return { file, dir, host: { ...host, socket }, backend, plugins: plugins.byName, options };
+  return { file, dir, host: { ...host, socket }, backend, plugins: plugins.byName, options, unusedSections: unused };
 }
 
 /** Find, parse and validate: what every subcommand does first. */

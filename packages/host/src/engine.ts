@@ -334,7 +334,10 @@ export class Engine {
             },
             (err: unknown) => {
               const code = isSpeakerdError(err) && isProtocolCode(err.code) ? (err.code as ErrorCode) : 'bad-command';
-              this.#out.send(error(code, `${cmd.name}: ${err instanceof Error ? err.message : String(err)}`, seq));
+              const text = err instanceof Error ? err.message : String(err);
+              // prefixed once with the command's name (a handler that names it itself is not named twice)
+              const message = text.startsWith(`${cmd.name}: `) ? text : `${cmd.name}: ${text}`;
+              this.#out.send(error(code, message, seq));
             },
           );
         return;

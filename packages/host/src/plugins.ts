@@ -1,9 +1,17 @@
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, isAbsolute, join, resolve as resolvePath } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import semver from 'semver';
-import { ErrorCodes, SDK_VERSION, SpeakerdError, manifestProblem, type SpeakerdPlugin } from '@speakerd/plugin-sdk';
+import {
+  ErrorCodes,
+  SDK_VERSION,
+  SpeakerdError,
+  manifestProblem,
+  sdkCopies,
+  type SpeakerdPlugin,
+} from '@speakerd/plugin-sdk';
+import { linkSdk } from './sdk-link.js';
 
 /** Names that stand for the built-in plugin packages. */
 export const BUILTIN_PLUGINS: Readonly<Record<string, string>> = {
@@ -60,10 +68,139 @@ function entryOfPackageDir(pkgDir: string): string | undefined {
   return existsSync(file) ? file : undefined;
 }
 
+/** Where speakerd itself is installed (plugins are also looked up next to it). */
+const HOST_DIR = dirname(fileURLToPath(import.meta.url));
+
+/** The package prefix of third-party plugins: `speakerd-plugin-<name>`, `@scope/speakerd-plugin-<name>`. */
+export const PLUGIN_PREFIX = 'speakerd-plugin-';
+
+/**
+ * The package names a plugin name stands for, in the order they are tried (as ESLint resolves its plugin
+ * prefixes): `x` → `speakerd-plugin-x`, then `x`; `@scope/x` → `@scope/speakerd-plugin-x`, then `@scope/x`;
+ * `@scope` → `@scope/speakerd-plugin`. A full package name stands for itself.
+ */
+export function packageCandidates(spec: string): string[] {
+  if (spec.startsWith('@')) {
+    const [scope, name] = spec.split('/', 2) as [string, string | undefined];
+    if (!name) return [`${scope}/speakerd-plugin`];
+    if (name === 'speakerd-plugin' || name.startsWith(PLUGIN_PREFIX)) return [spec];
+    return [`${scope}/${PLUGIN_PREFIX}${name}`, spec];
+  }
+  if (spec.startsWith(PLUGIN_PREFIX)) return [spec];
+  return [`${PLUGIN_PREFIX}${spec}`, spec];
+}
+
+/** The short name of a plugin package: `speakerd-plugin-x` → `x`, `@s/speakerd-plugin-x` → `@s/x`, `@s/speakerd-plugin` → `@s`. */
+export function shortName(pkg: string): string {
+  if (pkg.startsWith('@')) {
+    const [scope, name = ''] = pkg.split('/', 2) as [string, string | undefined];
+    if (name === 'speakerd-plugin') return scope;
+    return name.startsWith(PLUGIN_PREFIX) ? `${scope}/${name.slice(PLUGIN_PREFIX.length)}` : pkg;
+  }
+  return pkg.startsWith(PLUGIN_PREFIX) ? pkg.slice(PLUGIN_PREFIX.length) : pkg;
+}
+
+/** The node_modules directories plugin packages are looked up in: from `configDir` up to `/`, then next to speakerd. */
+export function lookupDirs(configDir: string): string[] {
+  const out: string[] = [];
+  const seen = new Set<string>();
+  for (const start of [configDir, HOST_DIR]) {
+    for (let dir = resolvePath(start); ; dir = dirname(dir)) {
+      const nm = join(dir, 'node_modules');
+      let real = nm;
+      try {
+        real = realpathSync(nm);
+      } catch {
+        real = nm;
+      }
+      if (!seen.has(real) && existsSync(nm)) {
+        seen.add(real);
+        out.push(nm);
+      }
+      if (dirname(dir) === dir) break;
+    }
+  }
+  return out;
+}
+
+/** A plugin package found installed (not necessarily loadable). */
+export interface InstalledPlugin {
+  /** The name to use in speakerrc (`backend`, `plugins`): the package name without the prefix. */
+  readonly name: string;
+  readonly package: string;
+  readonly version: string;
+  /** The package's directory. */
+  readonly dir: string;
+}
+
+/**
+ * Every plugin package (`speakerd-plugin-*`, `@scope/speakerd-plugin*`) installed where speakerd looks, nearest
+ * first; a package found in two places is listed where it is found first (where it is loaded from).
+ */
+export function findInstalledPlugins(configDir: string): InstalledPlugin[] {
+  const found = new Map<string, InstalledPlugin>();
+  const add = (pkg: string, dir: string) => {
+    if (found.has(pkg)) return;
+    try {
+      const meta = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { version?: unknown };
+      found.set(pkg, { name: shortName(pkg), package: pkg, version: String(meta.version ?? '?'), dir });
+    } catch {
+      // not a package
+    }
+  };
+  for (const nm of lookupDirs(configDir)) {
+    let entries: string[];
+    try {
+      entries = readdirSync(nm);
+    } catch {
+      continue;
+    }
+    for (const e of entries.sort()) {
+      if (e.startsWith(PLUGIN_PREFIX)) add(e, join(nm, e));
+      else if (e.startsWith('@')) {
+        let scoped: string[] = [];
+        try {
+          scoped = readdirSync(join(nm, e));
+        } catch {
+          continue;
+        }
+        for (const n of scoped.sort())
+          if (n === 'speakerd-plugin' || n.startsWith(PLUGIN_PREFIX)) add(`${e}/${n}`, join(nm, e, n));
+      }
+    }
+  }
+  return [...found.values()];
+}
+
+/** Edit distance (insertions, deletions, substitutions, adjacent swaps), for "did you mean". */
+function distance(a: string, b: string): number {
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) d[0]![j] = j;
+  for (let i = 1; i <= a.length; i++)
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let v = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) v = Math.min(v, d[i - 2]![j - 2]! + 1);
+      d[i]![j] = v;
+    }
+  return d[a.length]![b.length]!;
+}
+
+/** The known plugin names closest to `spec` (at most 2 edits away). */
+export function suggestions(spec: string, configDir: string): string[] {
+  const names = [...Object.keys(BUILTIN_PLUGINS), ...findInstalledPlugins(configDir).map((p) => p.name)];
+  const target = shortName(spec);
+  return [...new Set(names)]
+    .map((n) => ({ n, d: distance(target, n) }))
+    .filter((x) => x.d > 0 && x.d <= Math.max(1, Math.min(2, Math.floor(target.length / 3))))
+    .sort((x, y) => x.d - y.d)
+    .map((x) => x.n);
+}
+
 function resolveSpec(spec: string, configDir: string): { file: string; origin: LoadedPlugin['origin'] } {
   const builtin = BUILTIN_PLUGINS[spec];
   if (builtin) {
-    const file = resolvePackage(builtin, dirname(new URL(import.meta.url).pathname));
+    const file = resolvePackage(builtin, HOST_DIR);
     if (!file)
       throw new SpeakerdError(
         ErrorCodes.PLUGIN_NOT_FOUND,
@@ -91,15 +228,23 @@ function resolveSpec(spec: string, configDir: string): { file: string; origin: L
     }
     return { file, origin: 'path' };
   }
-  const file = resolvePackage(spec, configDir) ?? resolvePackage(spec, dirname(new URL(import.meta.url).pathname));
-  if (!file)
-    throw new SpeakerdError(
-      ErrorCodes.PLUGIN_NOT_FOUND,
-      `cannot find plugin package "${spec}" (looked in node_modules from ${configDir} and next to speakerd); ` +
-        `install it with "npm install ${spec}", or name it by path ("./${spec}")`,
-      { plugin: spec },
-    );
-  return { file, origin: 'package' };
+  const candidates = packageCandidates(spec);
+  for (const pkg of candidates) {
+    const file = resolvePackage(pkg, configDir) ?? resolvePackage(pkg, HOST_DIR);
+    if (file) return { file, origin: 'package' };
+  }
+  const near = suggestions(spec, configDir);
+  const installed = findInstalledPlugins(configDir).map((p) => p.name);
+  throw new SpeakerdError(
+    ErrorCodes.PLUGIN_NOT_FOUND,
+    `no plugin named "${spec}": it is not built in (${Object.keys(BUILTIN_PLUGINS).join(', ')}), and no package ` +
+      `${candidates.map((c) => JSON.stringify(c)).join(' or ')} is installed in node_modules from ${configDir} up, or ` +
+      `next to speakerd (${HOST_DIR})` +
+      (near.length > 0 ? `. Did you mean ${near.map((n) => JSON.stringify(n)).join(' or ')}?` : '') +
+      (installed.length > 0 ? ` Installed plugins: ${installed.join(', ')}.` : '') +
+      ` To install one: cd ${configDir} && npm install ${candidates[0]} (see "speakerd plugins")`,
+    { plugin: spec },
+  );
 }
 
 /**
@@ -108,6 +253,9 @@ function resolveSpec(spec: string, configDir: string): { file: string; origin: L
  */
 export async function loadPlugin(spec: string, configDir: string): Promise<LoadedPlugin> {
   const { file, origin } = resolveSpec(spec, configDir);
+  // a plugin from outside speakerd gets speakerd's own SDK, wherever it is installed
+  if (origin !== 'builtin') linkSdk();
+  const copies = sdkCopies().length;
   let mod: Record<string, unknown>;
   try {
     mod = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
@@ -118,6 +266,16 @@ export async function loadPlugin(spec: string, configDir: string): Promise<Loade
       cause,
     });
   }
+  const extra = sdkCopies().slice(copies);
+  if (extra.length > 0 && copies > 0)
+    throw new SpeakerdError(
+      ErrorCodes.PLUGIN_SDK_COPY,
+      `plugin "${spec}" (${file}) loaded a second copy of @speakerd/plugin-sdk (${extra.join(', ')}); speakerd ` +
+        `gives every plugin its own SDK (${SDK_VERSION}), and a second copy cannot work with it (another injection ` +
+        `container). Do not bundle the SDK into the plugin or import it by a path: import "@speakerd/plugin-sdk" and ` +
+        `declare it an optional peer dependency (see docs/plugins.md)`,
+      { plugin: spec },
+    );
   const candidate = mod.default ?? mod.plugin;
   const problem = manifestProblem(candidate);
   if (problem)

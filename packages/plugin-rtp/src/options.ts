@@ -6,55 +6,95 @@ const payloadType = z.union([intRange(96, 127), z.null()], {
 
 const fields = {
   /** Host name or IPv4/IPv6 address to send to. */
-  destination: nonEmptyString('a host name or IP address').default('127.0.0.1'),
+  destination: nonEmptyString('a host name or IP address')
+    .default('127.0.0.1')
+    .describe(
+      'Host name or IPv4/IPv6 address to send to (multicast and broadcast addresses are set up as such); the ' +
+        'first recipient unless mode is "request".',
+    ),
   /** UDP port for RTP (RTCP uses port + 1); even by convention. */
   port: intRange(1, 65535)
     .refine((p) => p < 65535, { error: 'expected a port below 65535 (RTCP uses port + 1)' })
-    .default(5004),
+    // the refinement, for the JSON Schema (a refine function has no JSON Schema of its own)
+    .meta({ maximum: 65534 })
+    .default(5004)
+    .describe('UDP port for RTP (RTCP uses port + 1), 1..65534; even by convention.'),
   /** `auto` picks multicast/broadcast/unicast from the address; `request` sends only to runtime recipients. */
-  mode: oneOf(['auto', 'unicast', 'multicast', 'broadcast', 'request'] as const).default('auto'),
+  mode: oneOf(['auto', 'unicast', 'multicast', 'broadcast', 'request'] as const)
+    .default('auto')
+    .describe(
+      '"auto" picks multicast for a multicast address, broadcast for a broadcast address, unicast otherwise; ' +
+        '"request" sends only to recipients added at run time (rtp.add-recipient).',
+    ),
   /** Where to write the SDP file (relative to the config file); omit to write none. */
-  sdp: nonEmptyString('a file path').optional(),
+  sdp: nonEmptyString('a file path')
+    .optional()
+    .describe('Where to write the SDP file describing the stream (relative to the config file); omit to write none.'),
   /** Multicast TTL / IPv6 hop limit. */
-  ttl: intRange(0, 255).default(1),
+  ttl: intRange(0, 255).default(1).describe('Multicast TTL / IPv6 hop limit.'),
   /** Multicast loopback. */
-  loop: bool().default(true),
+  loop: bool().default(true).describe('Multicast loopback: receivers on this machine hear the stream too.'),
   /** Interface address for multicast. */
-  interface: nonEmptyString('an interface address').optional(),
+  interface: nonEmptyString('an interface address')
+    .optional()
+    .describe('Address of the interface to send multicast from.'),
   /** Largest IP packet to send. */
-  mtu: intRange(128, 65_535).default(1500),
+  mtu: intRange(128, 65_535).default(1500).describe('Largest IP packet to send, in bytes.'),
   /** Dynamic payload type for formats without a static one (null: 96). */
-  payloadType: payloadType.default(null),
+  payloadType: payloadType
+    .default(null)
+    .describe('Dynamic payload type (96..127) for formats without a static one; null: 96.'),
   /** How far ahead of real time packets may be queued, in ms. */
-  leadMs: intRange(0, 1000).default(20),
+  leadMs: intRange(0, 1000).default(20).describe('How far ahead of real time packets may be queued, in ms.'),
   /** While paused: stop sending, or send silence to keep receivers locked. */
-  pauseMode: oneOf(['stop', 'silence'] as const).default('stop'),
+  pauseMode: oneOf(['stop', 'silence'] as const)
+    .default('stop')
+    .describe('While paused: "stop" sending, or send "silence" to keep receivers locked.'),
   /** DisOrder playrtp compatibility: count timestamps in samples instead of frames. */
-  timestampsInSamples: bool().default(false),
+  timestampsInSamples: bool()
+    .default(false)
+    .describe('DisOrder playrtp compatibility: count RTP timestamps in samples instead of frames.'),
   /** Send SAP announcements (RFC 2974) for PipeWire/PulseAudio discovery. */
-  sap: bool().default(false),
+  sap: bool().default(false).describe('Send SAP announcements (RFC 2974) for PipeWire/PulseAudio discovery.'),
   /** Where SAP announcements go (PulseAudio's and PipeWire's default group). */
-  sapAddress: nonEmptyString('an IP address').default('224.0.0.56'),
+  sapAddress: nonEmptyString('an IP address')
+    .default('224.0.0.56')
+    .describe("Where SAP announcements go (PulseAudio's and PipeWire's default group)."),
   /** SAP port. */
-  sapPort: intRange(1, 65535).default(9875),
+  sapPort: intRange(1, 65535).default(9875).describe('UDP port of SAP announcements.'),
   /** Seconds between SAP announcements. */
-  sapIntervalS: intRange(1, 3600).default(5),
+  sapIntervalS: intRange(1, 3600).default(5).describe('Seconds between SAP announcements.'),
   /** RTCP canonical name (SDES CNAME); default `speakerd@<host name>`. */
-  cname: nonEmptyString('a canonical name').optional(),
+  cname: nonEmptyString('a canonical name')
+    .optional()
+    .describe('RTCP canonical name (SDES CNAME); default speakerd@<host name>.'),
   /**
    * A stall of the process shorter than this is caught up by sending the overdue packets at once; after a longer
    * one (a suspended machine, a clock jump) the schedule and the RTP timestamps move forward instead of bursting.
    */
-  catchUpMs: intRange(0, 10_000).default(100),
+  catchUpMs: intRange(0, 10_000)
+    .default(100)
+    .describe(
+      'A stall shorter than this (ms) is caught up by sending the overdue packets at once; after a longer one the ' +
+        'schedule and the RTP timestamps move forward instead.',
+    ),
   /**
    * Send from the native sender thread (packets handed over in batches, each sent at its deadline by a thread
    * sleeping on CLOCK_MONOTONIC) when the addon is built and the clock is the real one; false forces the
    * JavaScript sender (one timer per packet).
    */
-  native: bool().default(true),
+  native: bool()
+    .default(true)
+    .describe(
+      'Send from the native sender thread (each packet at its deadline) when the addon is built; false forces the ' +
+        'JavaScript sender.',
+    ),
 };
 
 /** The `rtp` section of speakerrc. */
-export const options = z.strictObject(fields).prefault({});
+export const options = z
+  .strictObject(fields)
+  .prefault({})
+  .describe('The section of the built-in rtp backend: RTP/UDP (RFC 3550/3551) with SDP and RTCP.');
 
 export type RtpOptions = z.infer<typeof options>;

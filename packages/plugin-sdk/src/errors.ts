@@ -33,6 +33,8 @@ export const ErrorCodes = {
   PLUGIN_MANIFEST: 'SPEAKERD_ERR_PLUGIN_MANIFEST',
   /** A plugin was built for an SDK range the running SDK does not satisfy. */
   PLUGIN_SDK_RANGE: 'SPEAKERD_ERR_PLUGIN_SDK_RANGE',
+  /** A plugin loaded a second copy of the SDK (bundled, or imported by a path) instead of using speakerd's. */
+  PLUGIN_SDK_COPY: 'SPEAKERD_ERR_PLUGIN_SDK_COPY',
   /** Two plugins claim the same name. */
   PLUGIN_DUPLICATE: 'SPEAKERD_ERR_PLUGIN_DUPLICATE',
   /** The plugin chosen as backend has no backend. */

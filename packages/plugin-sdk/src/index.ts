@@ -19,3 +19,7 @@ export * from './tokens.js';
 export * from './plugin.js';
 export * from './services.js';
 export { SDK_VERSION } from './version.js';
+export { sdkCopies } from './copies.js';
+import { registerSdkCopy } from './copies.js';
+
+registerSdkCopy(import.meta.url);
