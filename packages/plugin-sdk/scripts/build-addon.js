@@ -2,10 +2,15 @@
 // anything is compiled). Builds the addon with node-gyp when a compiler is there; otherwise prints what is missing
 // and how to get it, and succeeds, so that installing speakerd never fails for want of a compiler.
 //
-//   // scripts/install.js of a plugin, run by its package.json "install" script
-//   import { buildAddon } from '@speakerd/plugin-sdk/build-addon';
-//   buildAddon({ packageName: '@me/speakerd-plugin-x', packageDir: new URL('..', import.meta.url),
-//                without: 'the x backend is unavailable' });
+//   // scripts/install.js of a plugin, run by its package.json "install" script; the SDK is an optional peer that
+//   // may not be installed yet when npm runs it, so it is imported inside a try
+//   try {
+//     const { buildAddon } = await import('@speakerd/plugin-sdk/build-addon');
+//     buildAddon({ packageName: '@me/speakerd-plugin-x', packageDir: new URL('..', import.meta.url),
+//                  without: 'the x backend is unavailable' });
+//   } catch (err) {
+//     process.stderr.write(`@me/speakerd-plugin-x: the native addon was not built (${err.message}).\n`);
+//   }
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
