@@ -27,6 +27,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -161,18 +162,39 @@ std::string StrError(int err) {
   return std::strerror(err);
 }
 
+// While a thread opens a PCM (OpenPcm), what libasound says is collected here: one failed open makes libasound
+// say up to ~8 things (for "default" without a card: "cannot find card '0'", then every evaluation step that
+// failed because of it). They are posted at debug level only, and the first of them (the root cause) goes into
+// the one message the open returns, so that a retrying backend logs one line per attempt.
+thread_local std::vector<std::string> *tlsCapture = nullptr;
+
 void ErrorHandler(const char *file, int line, const char *function, int err, const char *fmt, ...) {
   char buf[1024];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(buf, sizeof buf, fmt, ap);
   va_end(ap);
-  std::string text = "libasound: ";
-  text += buf;
-  if (err != 0) text += ": " + StrError(err);
+  std::string said = buf;
+  if (err != 0) said += ": " + StrError(err);
+  std::string text = "libasound: " + said;
   if (function) text += std::string(" (") + function + ")";
+  if (tlsCapture) {
+    tlsCapture->push_back(said);
+    PostLog(LOG_DEBUG, std::move(text));
+    return;
+  }
   PostLog(LOG_WARN, std::move(text));
 }
+
+// Collects libasound's messages on this thread for as long as it lives.
+struct CaptureLibraryLog {
+  std::vector<std::string> said;
+  std::vector<std::string> *prev;
+  CaptureLibraryLog() : prev(tlsCapture) { tlsCapture = &said; }
+  ~CaptureLibraryLog() { tlsCapture = prev; }
+  CaptureLibraryLog(const CaptureLibraryLog &) = delete;
+  CaptureLibraryLog &operator=(const CaptureLibraryLog &) = delete;
+};
 
 bool LoadLib() {
   std::lock_guard<std::mutex> g(loadMu);
@@ -322,7 +344,18 @@ OpenResult Configure(snd_pcm_t *pcm, const Config &c, bool install) {
   return r;
 }
 
+OpenResult OpenPcmInner(const Config &c, bool install, snd_pcm_t **out);
+
+// Open (and configure) a PCM. libasound's own messages meanwhile are logged at debug level only; the first of them
+// (the root cause) is added to the message of a failed open.
 OpenResult OpenPcm(const Config &c, bool install, snd_pcm_t **out) {
+  CaptureLibraryLog capture;
+  OpenResult r = OpenPcmInner(c, install, out);
+  if (r.err < 0 && !capture.said.empty()) r.message += " (libasound: " + capture.said.front() + ")";
+  return r;
+}
+
+OpenResult OpenPcmInner(const Config &c, bool install, snd_pcm_t **out) {
   OpenResult r;
   *out = nullptr;
   {
@@ -716,6 +749,7 @@ class Stream : public Napi::ObjectWrap<Stream> {
           bufferFrames_ = r.bufferFrames;
           periodFrames_ = r.periodFrames;
           backoffMs_ = 0;
+          attempts_ = 0;
           if (openPending_) {
             openPending_ = false;
             Post("open", 0, "", static_cast<double>(r.bufferFrames), static_cast<double>(r.periodFrames));
@@ -730,6 +764,7 @@ class Stream : public Napi::ObjectWrap<Stream> {
           }
           continue;
         }
+        bool firstAttempt = openPending_;
         if (openPending_ && r.fatal) {
           // the device is there and refuses the format: retrying will not help
           openPending_ = false;
@@ -748,7 +783,11 @@ class Stream : public Napi::ObjectWrap<Stream> {
           Post("open", r.err, r.message, 0, 0);
         }
         backoffMs_ = backoffMs_ ? std::min(backoffMs_ * 2, 5000) : 250;
-        Log(LOG_DEBUG, r.message + "; retrying in " + std::to_string(backoffMs_) + " ms");
+        attempts_++;
+        // one line per attempt (the first is logged by the JS side, which hears the open's result)
+        if (!firstAttempt)
+          Log(LOG_INFO, r.message + "; retrying in " + std::to_string(backoffMs_) + " ms (attempt " +
+                            std::to_string(attempts_) + ")");
         nextTry_ = clock::now() + std::chrono::milliseconds(backoffMs_);
         continue;
       }
@@ -898,6 +937,7 @@ class Stream : public Napi::ObjectWrap<Stream> {
   Phase phase_ = P_CLOSED;
   bool reportedLost_ = false;
   int backoffMs_ = 0;
+  int attempts_ = 0;
   std::chrono::steady_clock::time_point nextTry_;
   snd_pcm_uframes_t bufferFrames_ = 0, periodFrames_ = 0;
   long delayFrames_ = 0;
@@ -1009,18 +1049,23 @@ Napi::Value SetLogHandler(const Napi::CallbackInfo &info) {
   return env.Undefined();
 }
 
-// probe({device, format, rate, channels, allowResample}): can the device play this format exactly? Opens the
-// device non-blocking, refines the parameters without installing them, closes it.
-Napi::Value Probe(const Napi::CallbackInfo &info) {
-  Napi::Env env = info.Env();
-  if (!LoadLib()) throw Napi::Error::New(env, "libasound.so.2 is not loaded: " + loadError);
-  Napi::Object o = info[0].As<Napi::Object>();
+// The device and format a probe asks about, from {device, format, rate, channels, allowResample}.
+static Config ProbeConfig(const Napi::Object &o) {
   Config c;
   c.device = o.Get("device").As<Napi::String>().Utf8Value();
   c.format = o.Get("format").As<Napi::Number>().Int32Value();
   c.rate = o.Get("rate").As<Napi::Number>().Uint32Value();
   c.channels = o.Get("channels").As<Napi::Number>().Uint32Value();
   c.noResample = !o.Get("allowResample").ToBoolean().Value();
+  return c;
+}
+
+// probe({device, format, rate, channels, allowResample}): can the device play this format exactly? Opens the
+// device non-blocking, refines the parameters without installing them, closes it.
+Napi::Value Probe(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (!LoadLib()) throw Napi::Error::New(env, "libasound.so.2 is not loaded: " + loadError);
+  Config c = ProbeConfig(info[0].As<Napi::Object>());
   snd_pcm_t *pcm = nullptr;
   OpenResult r = OpenPcm(c, false, &pcm);
   Napi::Object out = Napi::Object::New(env);
@@ -1029,6 +1074,77 @@ Napi::Value Probe(const Napi::CallbackInfo &info) {
   out.Set("fatal", r.fatal);
   out.Set("message", r.message);
   return out;
+}
+
+// probeAsync({device, format, rate, channels, allowResample}, callback): the same as probe, on a thread of its own
+// (a PCM plugin's open may wait on a server or a Bluetooth link), never on the event loop or the libuv pool. The
+// callback gets the result object. It does not keep the process alive (the caller bounds the wait with a timer).
+// The thread may outlive the environment (the process exits meanwhile): an environment cleanup hook marks the job
+// so that the thread then leaves the thread-safe function alone.
+struct ProbeJob {
+  std::mutex mu;
+  bool envGone = false;
+  Napi::ThreadSafeFunction tsfn;
+};
+struct ProbeDone {
+  std::shared_ptr<ProbeJob> *holder;  // the cleanup hook's argument
+  OpenResult result;
+};
+
+void ProbeEnvGone(void *arg) {
+  auto *holder = static_cast<std::shared_ptr<ProbeJob> *>(arg);
+  {
+    std::lock_guard<std::mutex> g((*holder)->mu);
+    (*holder)->envGone = true;
+  }
+  delete holder;
+}
+
+Napi::Value ProbeAsync(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (!LoadLib()) throw Napi::Error::New(env, "libasound.so.2 is not loaded: " + loadError);
+  if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsFunction())
+    throw Napi::TypeError::New(env, "probeAsync(options, callback)");
+  Config c = ProbeConfig(info[0].As<Napi::Object>());
+  auto job = std::make_shared<ProbeJob>();
+  job->tsfn = Napi::ThreadSafeFunction::New(env, info[1].As<Napi::Function>(), "speakerd-alsa-probe", 0, 1);
+  job->tsfn.Unref(env);
+  // registered after the thread-safe function, so it runs before that one's own cleanup (reverse order)
+  auto *holder = new std::shared_ptr<ProbeJob>(job);
+  napi_add_env_cleanup_hook(env, ProbeEnvGone, holder);
+  std::thread([c, job, holder]() {
+    snd_pcm_t *pcm = nullptr;
+    auto *done = new ProbeDone{holder, OpenPcm(c, false, &pcm)};
+    auto cb = [](Napi::Env env, Napi::Function fn, ProbeDone *d) {
+      if (env != nullptr && fn != nullptr) {
+        auto job = *d->holder;
+        {
+          // the thread has released the function by the time it lets go of the lock
+          std::lock_guard<std::mutex> g(job->mu);
+        }
+        napi_remove_env_cleanup_hook(env, ProbeEnvGone, d->holder);
+        delete d->holder;
+        try {
+          Napi::Object out = Napi::Object::New(env);
+          out.Set("ok", d->result.err == 0);
+          out.Set("errno", -d->result.err);
+          out.Set("fatal", d->result.fatal);
+          out.Set("message", d->result.message);
+          fn.Call({out});
+        } catch (...) {
+        }
+      }
+      delete d;
+    };
+    std::lock_guard<std::mutex> g(job->mu);
+    if (job->envGone) {
+      delete done;
+      return;
+    }
+    if (job->tsfn.BlockingCall(done, cb) != napi_ok) delete done;
+    job->tsfn.Release();
+  }).detach();
+  return env.Undefined();
 }
 
 // injectFault({write?: errno, writeCount?, open?: errno, openCount?, sleepMs?, sleepCount?}) -- FOR TESTS ONLY.
@@ -1064,6 +1180,7 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   exports.Set("load", Napi::Function::New<Load>(env, "load"));
   exports.Set("setLogHandler", Napi::Function::New<SetLogHandler>(env, "setLogHandler"));
   exports.Set("probe", Napi::Function::New<Probe>(env, "probe"));
+  exports.Set("probeAsync", Napi::Function::New<ProbeAsync>(env, "probeAsync"));
   exports.Set("injectFault", Napi::Function::New<InjectFault>(env, "injectFault"));
   exports.Set("clearFaults", Napi::Function::New<ClearFaults>(env, "clearFaults"));
   exports.Set("Stream", Stream::Init(env));

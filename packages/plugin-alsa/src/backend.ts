@@ -20,6 +20,7 @@ import {
 import { loadBinding, type Binding, type FaultSpec, type NativeMixer, type NativeStream } from './binding.js';
 import { ALSA_FORMATS } from './formats.js';
 import type { AlsaOptions } from './options.js';
+import { probeDevice, withAdvice } from './probe.js';
 
 /** The device refuses the output format (or the exact rate). */
 export const ALSA_ERR_FORMAT = 'SPEAKERD_ERR_ALSA_FORMAT';
@@ -144,6 +145,8 @@ export class AlsaBackend implements Backend {
   #stream: PcmStream | undefined;
   #format: SampleFormat | undefined;
   #state: BackendState = 'ok';
+  /** How often the state changed (each change is logged once). */
+  #stateChanges = 0;
   #mixer: NativeMixer | undefined;
   #refused = new Set<string>();
   #xrunLog: RateLimitedLog;
@@ -178,18 +181,19 @@ export class AlsaBackend implements Backend {
 
   /**
    * Check that the device plays the output format exactly (alsa-lib's resampler is off, so the rate is never
-   * silently different): opens the device, refines the parameters without installing them, closes it. A device
-   * that is busy or absent now is not an error: it may come later.
+   * silently different): opens the device, refines the parameters without installing them, closes it (on the
+   * addon's own thread, bounded: see probeDevice). A device that is busy or absent now is not an error: it may
+   * come later; the output is reported `lost` from the start, with the reason, until it opens.
    */
-  configure(format: SampleFormat): void {
-    const problem = this.#probe(format);
+  async configure(format: SampleFormat): Promise<void> {
+    const problem = await this.#probe(format);
     if (problem?.fatal)
       throw new SpeakerdError(
         ALSA_ERR_FORMAT,
         `${problem.message}; set "format" in speakerrc to something the device plays (the host converts every track to it)`,
         { plugin: PLUGIN },
       );
-    if (problem) this.log.warn({ device: this.opts.device }, `${problem.message}; will keep trying when playing`);
+    if (problem) this.#setState('lost', `${withAdvice(this.opts.device, problem)}; will keep trying when playing`);
   }
 
   /**
@@ -203,15 +207,15 @@ export class AlsaBackend implements Backend {
     return this.#refused.has(formatToString(track)) ? undefined : track;
   }
 
-  #probe(format: SampleFormat): { message: string; fatal: boolean } | undefined {
+  async #probe(format: SampleFormat): Promise<{ message: string; fatal: boolean; errno: number } | undefined> {
     const binding = this.#binding();
-    const r = binding.probe({
+    const r = await probeDevice(binding, {
       device: this.opts.device,
       format: ALSA_FORMATS[format.encoding].code,
       rate: format.rate,
       channels: format.channels,
     });
-    return r.ok ? undefined : { message: r.message, fatal: r.fatal };
+    return r.ok ? undefined : { message: r.message, fatal: r.fatal, errno: r.errno };
   }
 
   /**
@@ -257,6 +261,7 @@ export class AlsaBackend implements Backend {
     );
     this.#stream = stream;
     this.#format = format;
+    const changes = this.#stateChanges;
     const r = await stream.open();
     if (r.fatal) {
       this.#stream = undefined;
@@ -269,8 +274,9 @@ export class AlsaBackend implements Backend {
       throw new SpeakerdError(ALSA_ERR_FORMAT, r.message, { plugin: PLUGIN });
     }
     if (r.errno !== 0) {
-      // busy or absent: reported "lost"; the writer keeps retrying and the queue keeps what the host writes
-      this.log.warn({ device: this.opts.device }, `${r.message}; retrying`);
+      // busy or absent: reported "lost" (and logged, once, by #setState); the writer keeps retrying, logging one
+      // line per attempt, and the queue keeps what the host writes
+      if (this.#stateChanges === changes) this.log.info({ device: this.opts.device }, `${r.message}; retrying`);
       return;
     }
     this.log.debug(
@@ -329,6 +335,7 @@ export class AlsaBackend implements Backend {
   #setState(state: BackendState, message: string): void {
     if (state === this.#state) return;
     this.#state = state;
+    this.#stateChanges++;
     if (state === 'ok') this.log.info(message);
     else this.log.error(message);
     this.events.backendState(state, message);

@@ -74,11 +74,18 @@ export interface ProbeResult {
   message: string;
 }
 
+export type ProbeOptions = Pick<NativeStreamOptions, 'device' | 'format' | 'rate' | 'channels' | 'allowResample'>;
+
 export interface Binding {
   /** dlopen libasound.so.2; returns why it failed, or undefined. */
   load(): string | undefined;
   setLogHandler(fn: ((level: number, message: string) => void) | null): void;
-  probe(opts: Pick<NativeStreamOptions, 'device' | 'format' | 'rate' | 'channels' | 'allowResample'>): ProbeResult;
+  probe(opts: ProbeOptions): ProbeResult;
+  /**
+   * The same as {@link probe}, on a thread of its own (an open can wait on a sound server or a Bluetooth link):
+   * `done` is called on the event loop with the result. It does not keep the process alive; bound the wait.
+   */
+  probeAsync(opts: ProbeOptions, done: (result: ProbeResult) => void): void;
   injectFault(spec: FaultSpec): void;
   clearFaults(): void;
   Stream: new (
@@ -117,9 +124,11 @@ export function loadBinding(): { binding?: Binding; why?: string } {
     return cached;
   }
   // an addon built from an older alsa.cc (a stale build/ directory) lacks what the backend calls
-  if (typeof binding.Stream?.prototype?.endFill !== 'function') {
+  if (typeof binding.Stream?.prototype?.endFill !== 'function' || typeof binding.probeAsync !== 'function') {
     cached = {
-      why: 'the native addon is out of date (its Stream has no endFill): run "npm rebuild @speakerd/plugin-alsa"',
+      why:
+        `the native addon is out of date (it has no ${typeof binding.probeAsync !== 'function' ? 'probeAsync' : 'Stream.endFill'}): ` +
+        'run "npm rebuild @speakerd/plugin-alsa"',
     };
     return cached;
   }

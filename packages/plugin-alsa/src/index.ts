@@ -2,6 +2,7 @@ import { definePlugin, packageInfo } from '@speakerd/plugin-sdk';
 import { AlsaBackend } from './backend.js';
 import { loadBinding } from './binding.js';
 import { options } from './options.js';
+import { probe } from './probe.js';
 
 const pkg = packageInfo(import.meta.url);
 
@@ -11,10 +12,13 @@ export default definePlugin({
   backend: AlsaBackend,
   /** The addon was not built, or libasound.so.2 is not installed: says which, and how to get it. */
   unavailable: () => loadBinding().why,
+  /** The configured device opens now (on the addon's own thread, within two seconds); else why not and what to do. */
+  probe: (opts) => probe(opts),
 });
 
 export { options };
 export type { AlsaOptions } from './options.js';
 export { AlsaBackend, ALSA_ERR_FORMAT, ALSA_ERR_MIXER, TEST_HOOKS_ENV, errnoNumber, mixerCard } from './backend.js';
 export { ALSA_FORMATS } from './formats.js';
-export { ADDON_PATH, loadBinding, type Binding, type FaultSpec } from './binding.js';
+export { ADDON_PATH, loadBinding, type Binding, type FaultSpec, type ProbeResult } from './binding.js';
+export { PROBE_TIMEOUT_MS, probeDevice, withAdvice } from './probe.js';

@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import type { z } from 'zod';
 import type { BackendClass, ExtensionClass } from './backend.js';
 import { ErrorCodes, SpeakerdError } from './errors.js';
+import type { PluginContext } from './tokens.js';
 import { inject, injectable } from 'tsyringe';
 
 /** Who a plugin is and which SDK it was written for. Checked by the host at load. */
@@ -21,7 +22,10 @@ export interface PluginManifest {
 /** A speakerd plugin: the default export of its package's entry module. */
 export interface SpeakerdPlugin<Options = unknown> {
   readonly manifest: PluginManifest;
-  /** Schema of the plugin's speakerrc section. Defaults belong here (`{}` must validate). */
+  /**
+   * Schema of the plugin's speakerrc section. Defaults belong here: `{}` should validate (a required key makes a
+   * configuration that loads the plugin without it invalid, naming the key).
+   */
   readonly options: z.ZodType<Options>;
   /** The output backend, if the plugin provides one. */
   readonly backend?: BackendClass;
@@ -32,6 +36,14 @@ export interface SpeakerdPlugin<Options = unknown> {
    * The host calls it before choosing the backend and reports the answer as `SPEAKERD_ERR_BACKEND_UNAVAILABLE`.
    */
   readonly unavailable?: () => string | undefined;
+  /**
+   * Whether the backend can play here, now, with these options (its section, validated, defaults applied): the
+   * device opens, the address can be used. Resolves to undefined when it can, else why not in one line a person
+   * can act on. Called before any backend is made, by `speakerd plugins`, `speakerd doctor` and
+   * `backend: "auto"` (which picks the first output that can play). It may open and close a device or a socket
+   * but makes no sound, and settles within about two seconds. Optional: without it the backend is assumed able.
+   */
+  probe?(options: Options, context: PluginContext): Promise<string | undefined>; // a method: bivariant in Options
 }
 
 const NAME_RE = /^[a-z][a-z0-9-]{0,31}$/;
@@ -61,6 +73,7 @@ export function manifestProblem(value: unknown): string | undefined {
   if (p.backend !== undefined && typeof p.backend !== 'function') return 'backend must be a class';
   if (p.extension !== undefined && typeof p.extension !== 'function') return 'extension must be a class';
   if (p.unavailable !== undefined && typeof p.unavailable !== 'function') return 'unavailable must be a function';
+  if (p.probe !== undefined && typeof p.probe !== 'function') return 'probe must be a function';
   return undefined;
 }
 
