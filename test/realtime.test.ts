@@ -138,8 +138,7 @@ async function viaRtp(rtp: Record<string, unknown>, what: string, seed: number) 
   const rx = await Receiver.open();
   cleanups.push(() => rx.close());
   const s = await start({ backend: 'rtp', rtp: { port: rx.port, ...rtp } });
-  if (rtp.native === false) expect(s.stderr).toContain('rtp sender: JavaScript timers');
-  else expect(s.stderr).toContain('rtp sender: native thread');
+  await s.untilLogged(rtp.native === false ? 'rtp sender: JavaScript timers' : 'rtp sender: native thread');
   const p = await playThree(s, seed);
   const bytes = () => rx.rtp.reduce((n, x) => n + x.payload.length, 0);
   await until(() => bytes() >= p.expected.length, 5000);

@@ -1,4 +1,4 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -6,6 +6,7 @@ import { SPEAKERD, tempDir } from './helpers/cli.js';
 import { decoder, Speakerd } from './helpers/speakerd.js';
 import { noise } from './helpers/pcm.js';
 import { haveCapability, haveTool } from './helpers/tools.js';
+import { exitOf, ffmpegReceiver, freePortPair, udpBound } from './helpers/udp.js';
 import { Receiver } from '../packages/plugin-rtp/test/helpers.js';
 
 const CD = { encoding: 's16le', rate: 44100, channels: 2 };
@@ -29,47 +30,11 @@ function swap16(b: Uint8Array): Buffer {
   return out;
 }
 
-function freePortPair(): number {
-  return 20000 + 2 * Math.floor(Math.random() * 20000);
-}
-
-/** Wait until a UDP socket is bound to `port` in this network namespace (the receiver is listening). */
-async function udpBound(port: number, timeoutMs = 15000): Promise<void> {
-  const hex = port.toString(16).toUpperCase().padStart(4, '0');
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    for (const f of ['/proc/net/udp', '/proc/net/udp6']) {
-      if (
-        existsSync(f) &&
-        readFileSync(f, 'utf8')
-          .split('\n')
-          .some((l) => l.trim().split(/\s+/)[1]?.endsWith(`:${hex}`))
-      )
-        return;
-    }
-    await sleep(50);
-  }
-  throw new Error(`nothing bound UDP port ${port}`);
-}
-
 async function playOne(s: Speakerd, id: string, pcm: Uint8Array) {
   const r = await decoder(s.socket, { id, ...CD }, pcm);
   expect(r.reply).toEqual({ ok: true });
   s.send({ type: 'play', id });
   await s.waitFor((e) => e.type === 'finished' && e.id === id, 20000);
-}
-
-function exitOf(child: ChildProcess, timeoutMs: number): Promise<number | null> {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null) return resolve(child.exitCode);
-    const t = setTimeout(() => {
-      child.kill('SIGKILL');
-    }, timeoutMs);
-    child.on('exit', (code) => {
-      clearTimeout(t);
-      resolve(code);
-    });
-  });
 }
 
 describe('rtp backend end to end', () => {
@@ -82,7 +47,7 @@ describe('rtp backend end to end', () => {
     const sdp = readFileSync(join(s.dir, 'stream.sdp'), 'utf8');
     expect(sdp).toContain(`m=audio ${rx.port} RTP/AVP 10`);
     // the real clock: the native sender thread, when it is built (said once, at info)
-    if (existsSync(NATIVE_ADDON)) expect(s.stderr).toContain('rtp sender: native thread');
+    if (existsSync(NATIVE_ADDON)) await s.untilLogged('rtp sender: native thread');
 
     const rx2 = await Receiver.open();
     cleanups.push(() => rx2.close());
@@ -145,8 +110,7 @@ describe('rtp backend end to end', () => {
     cleanups.push(() => rx.close());
     const s = await Speakerd.start({ backend: 'rtp', format: CD, rtp: { port: rx.port } });
     cleanups.push(() => s.dispose());
-    expect(s.stderr.match(/rtp sender: /g)).toHaveLength(1);
-    expect(s.stderr).toContain('rtp sender: native thread');
+    expect((await s.untilLogged('rtp sender: native thread')).match(/rtp sender: /g)).toHaveLength(1);
     const pcm = noise(44100 * 4 * 3, 41); // 3 s
     const r = await decoder(s.socket, { id: 'p', ...CD }, pcm);
     expect(r.reply).toEqual({ ok: true });
@@ -178,7 +142,7 @@ describe('rtp backend end to end', () => {
     cleanups.push(() => rx.close());
     const s = await Speakerd.start({ backend: 'rtp', format: CD, rtp: { port: rx.port, native: false } });
     cleanups.push(() => s.dispose());
-    expect(s.stderr).toContain('rtp sender: JavaScript timers (rtp.native is false)');
+    await s.untilLogged('rtp sender: JavaScript timers (rtp.native is false)');
     const pcm = noise(44100 * 4, 42);
     await playOne(s, 'j', pcm);
     await sleep(1500);
@@ -208,25 +172,8 @@ describe('rtp backend end to end', () => {
     const s = await Speakerd.start({ backend: 'rtp', format: CD, rtp: { port, sdp: 'stream.sdp' } });
     cleanups.push(() => s.dispose());
     const out = join(s.dir, 'ffmpeg.raw');
-    const ff = spawn(
-      'ffmpeg',
-      [
-        '-hide_banner',
-        '-loglevel',
-        'error',
-        '-protocol_whitelist',
-        'file,udp,rtp',
-        '-i',
-        join(s.dir, 'stream.sdp'),
-        '-f',
-        's16be',
-        '-y',
-        out,
-      ],
-      { stdio: ['ignore', 'ignore', 'pipe'] },
-    );
-    let err = '';
-    ff.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    const rx = ffmpegReceiver(join(s.dir, 'stream.sdp'), out);
+    const ff = rx.child;
     cleanups.push(() => void ff.kill('SIGKILL'));
     await udpBound(port);
     const pcm = noise(44100 * 4 * 2, 21); // 2 s
@@ -235,7 +182,7 @@ describe('rtp backend end to end', () => {
     expect(await s.close()).toBe(0); // BYE ends ffmpeg's input
     const code = await exitOf(ff, 15000);
     const got = readFileSync(out);
-    expect(err).toBe('');
+    expect(rx.stderr).toBe('');
     expect(code).toBe(0);
     expect(got.length).toBe(pcm.length);
     expect(got.equals(swap16(pcm))).toBe(true);

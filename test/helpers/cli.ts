@@ -22,10 +22,10 @@ export interface RunResult {
 /** Run the built `speakerd` binary to completion, as a person or a script would. */
 export function runSpeakerd(
   args: string[],
-  options: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number } = {},
+  options: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number; bin?: string } = {},
 ): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [SPEAKERD, ...args], {
+    const child = spawn(process.execPath, [options.bin ?? SPEAKERD, ...args], {
       cwd: options.cwd ?? REPO,
       env: { ...process.env, ...options.env },
       stdio: ['pipe', 'pipe', 'pipe'],

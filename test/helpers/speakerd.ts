@@ -52,6 +52,19 @@ export class Speakerd {
     );
   }
 
+  /**
+   * Wait until stderr contains `text` (logs are written asynchronously: a line logged before `ready` may arrive
+   * after it). Resolves to stderr; throws after `timeoutMs`.
+   */
+  async untilLogged(text: string, timeoutMs = 5000): Promise<string> {
+    const end = Date.now() + timeoutMs;
+    while (!this.stderr.includes(text)) {
+      if (Date.now() > end) throw new Error(`"${text}" was not logged within ${timeoutMs} ms; stderr:\n${this.stderr}`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    return this.stderr;
+  }
+
   /** Start speakerd with `config` (the socket is put in a fresh temp dir unless given). */
   static async start(
     config: Record<string, unknown>,

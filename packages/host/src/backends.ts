@@ -1,5 +1,6 @@
 import type { DependencyContainer } from 'tsyringe';
 import type { BackendMethod, BackendState, Clock, HostEvents, Logger, SampleFormat } from '@speakerd/plugin-sdk';
+import { chooseAuto, type AutoChoice } from './auto.js';
 import type { ResolvedConfig } from './config.js';
 import { createBackend, pluginContainer } from './container.js';
 import { BackendDriver, type BackendReport } from './playback/driver.js';
@@ -9,6 +10,8 @@ export interface MadeBackend {
   driver: BackendDriver;
   /** The output format (what the backend negotiated from the configured one). */
   format: SampleFormat;
+  /** With `backend: "auto"`: what was picked, and why. */
+  choice?: AutoChoice;
 }
 
 /** What the engine hears from a backend, through its driver. */
@@ -25,11 +28,14 @@ export interface BackendHooks {
  */
 export async function makeBackend(
   parent: DependencyContainer,
-  config: ResolvedConfig,
+  configured: ResolvedConfig,
   clock: Clock,
   log: Logger,
   hooks: BackendHooks,
 ): Promise<MadeBackend> {
+  // backend "auto": pick the output first (ALSA if its device opens, else RTP)
+  const auto = configured.auto ? await chooseAuto(configured) : undefined;
+  const config = auto?.config ?? configured;
   const name = config.backend.plugin.manifest.name;
   // the backend gets its events before its driver exists: what it reports from its constructor is passed on later
   const ref: { driver?: BackendDriver; early?: { state: BackendState; message: string } } = {};
@@ -63,7 +69,7 @@ export async function makeBackend(
     await made.init();
     const format = made.negotiate(config.host.format);
     await made.configure(format);
-    return { driver: made, format };
+    return { driver: made, format, ...(auto ? { choice: auto.choice } : {}) };
   } catch (err) {
     await made.close();
     throw err;

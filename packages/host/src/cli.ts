@@ -1,7 +1,9 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { pluginLines } from './plugin-list.js';
+import { addDoctorCommand } from './doctor.js';
+import { closest } from './plugins.js';
 import { ErrorCodes, SpeakerdError, formatToString, isSpeakerdError } from '@speakerd/plugin-sdk';
-import { ConfigError, configToJson, loadConfig, type ResolvedConfig } from './config.js';
+import { ConfigError, configSource, configToJson, loadConfig, type ResolvedConfig } from './config.js';
 import { createLogger, LOG_LEVELS, type LogLevel } from './logger.js';
 import { configSchema, schemaToText } from './schema.js';
 import { VERSION } from './version.js';
@@ -32,7 +34,11 @@ function fail(message: string, code = EXIT_CONFIG): never {
 /** Print a configuration or plugin error the way people read it (no stack trace), then exit 2. */
 export function failWith(err: unknown): never {
   if (err instanceof ConfigError) fail(`invalid configuration\n${err.describe()}`);
-  if (isSpeakerdError(err)) fail(err.toString(), err.code === ErrorCodes.BACKEND ? EXIT_FAILURE : EXIT_CONFIG);
+  if (isSpeakerdError(err))
+    fail(
+      err.toString(),
+      err.code === ErrorCodes.BACKEND || err.code === ErrorCodes.SOCKET ? EXIT_FAILURE : EXIT_CONFIG,
+    );
   throw err;
 }
 
@@ -44,9 +50,9 @@ export function refuseRoot(opts: GlobalOptions): void {
     );
 }
 
-export async function loadOrFail(opts: GlobalOptions): Promise<ResolvedConfig> {
+export async function loadOrFail(opts: GlobalOptions, overrides?: Record<string, unknown>): Promise<ResolvedConfig> {
   try {
-    return await loadConfig(opts.config);
+    return await loadConfig(opts.config, process.cwd(), overrides);
   } catch (err) {
     failWith(err);
   }
@@ -62,6 +68,7 @@ function parseLevel(value: string): LogLevel {
 export interface Actions {
   daemon(opts: GlobalOptions): Promise<number>;
   play(files: string[], opts: GlobalOptions): Promise<number>;
+  demo(opts: GlobalOptions): Promise<number>;
 }
 
 export function buildProgram(actions: Actions): Command {
@@ -89,7 +96,18 @@ export function buildProgram(actions: Actions): Command {
     .helpOption('-h, --help', 'show this help')
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s), writeOut: (s) => process.stderr.write(s) })
+    .allowExcessArguments(true)
     .action(async () => {
+      // the root takes no arguments: a word here is a subcommand that does not exist (a typo)
+      const word = program.args[0];
+      if (word !== undefined) {
+        const known = program.commands.map((c) => c.name());
+        const near = closest(word, known);
+        fail(
+          `unknown command "${word}"${near.length > 0 ? `. Did you mean "${near[0]}"?` : ''} ` +
+            `(commands: ${known.join(', ')}; "speakerd --help" says more)`,
+        );
+      }
       const opts = program.opts<GlobalOptions>();
       process.exitCode = await actions.daemon(opts);
     });
@@ -97,11 +115,33 @@ export function buildProgram(actions: Actions): Command {
   // --help and --version are for people: print them on stdout (the control channel is not in use then)
   program.configureOutput({ writeOut: (s) => process.stdout.write(s), writeErr: (s) => process.stderr.write(s) });
 
-  addGlobals(program.command('play'))
-    .description('decode FILEs with ffmpeg and play them in order through the configured backend, with progress')
+  const addOutputs = (cmd: Command): Command =>
+    cmd
+      .addOption(new Option('--backend <name>', 'the backend for this run (alsa, command, rtp, auto, a plugin)'))
+      .addOption(
+        new Option(
+          '--output <spec>',
+          'the output for this run: alsa:DEVICE, command:CMD, file:PATH (raw PCM), rtp:HOST[:PORT], or auto',
+        ),
+      );
+
+  addOutputs(addGlobals(program.command('play')))
+    .description(
+      'decode FILEs (with ffmpeg; WAV files without it) and play them in order through the configured backend, ' +
+        'with progress. Keys: space pause/resume, n next, +/- volume, q quit',
+    )
     .argument('<file...>', 'audio files')
     .action(async (files: string[], _o: unknown, cmd: Command) => {
       process.exitCode = await actions.play(files, cmd.optsWithGlobals<GlobalOptions>());
+    });
+
+  addOutputs(addGlobals(program.command('demo')))
+    .description(
+      'play a short demo (three generated tones) through the configured output, or, with none configured, ' +
+        'the sound card if it opens and else RTP on 127.0.0.1:5004 (it prints how to listen)',
+    )
+    .action(async (_o: unknown, cmd: Command) => {
+      process.exitCode = await actions.demo(cmd.optsWithGlobals<GlobalOptions>());
     });
 
   addGlobals(program.command('check-config'))
@@ -110,10 +150,12 @@ export function buildProgram(actions: Actions): Command {
       const opts = cmd.optsWithGlobals<GlobalOptions>();
       refuseRoot(opts);
       const config = await loadOrFail(opts);
+      if (config.file === undefined) process.stderr.write(`speakerd: ${configSource(config)}\n`);
       process.stdout.write(
         JSON.stringify(
           {
             file: config.file ?? null,
+            ...(config.file === undefined ? { searched: config.searched ?? [] } : {}),
             backend: config.backend.plugin.manifest.name,
             config: configToJson(config),
             ...(config.unusedSections.length > 0 ? { notLoaded: config.unusedSections } : {}),
@@ -159,6 +201,7 @@ export function buildProgram(actions: Actions): Command {
       if (error !== undefined) process.stderr.write(`speakerd: the configuration does not load: ${error}\n`);
       process.exitCode = error === undefined ? EXIT_OK : EXIT_CONFIG;
     });
+  addDoctorCommand(program, addGlobals);
 
   return program;
 }

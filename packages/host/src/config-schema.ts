@@ -28,10 +28,11 @@ export const hostConfigSchema = z.strictObject({
         'speakerd ignores it.',
     ),
   backend: nonEmptyString('a backend name, package name or path')
-    .default('alsa')
+    .default('auto')
     .describe(
-      'The output backend: "alsa", "command", "rtp", a plugin package name, or a path to a plugin (relative to ' +
-        "the config file's directory).",
+      'The output backend: "auto" (ALSA if its device opens, else RTP to 127.0.0.1:5004 with an SDP file next ' +
+        'to the decoder socket), "alsa", "command", "rtp", a plugin package name, or a path to a plugin ' +
+        "(relative to the config file's directory).",
     ),
   plugins: z
     .array(nonEmptyString('a package name or path'), {

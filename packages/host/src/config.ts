@@ -1,6 +1,7 @@
-import { existsSync } from 'node:fs';
-import { dirname, isAbsolute, resolve as resolvePath } from 'node:path';
-import { cosmiconfig } from 'cosmiconfig';
+import { existsSync, readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { dirname, isAbsolute, join, resolve as resolvePath } from 'node:path';
+import { cosmiconfig, getDefaultSearchPlaces } from 'cosmiconfig';
 import {
   ErrorCodes,
   SpeakerdError,
@@ -17,7 +18,7 @@ import {
   hostConfigSchema,
   type HostConfig,
 } from './config-schema.js';
-import { findInstalledPlugins, loadPlugins, type LoadedPlugin, type PluginSet } from './plugins.js';
+import { AUTO_BACKEND, findInstalledPlugins, loadPlugins, type LoadedPlugin, type PluginSet } from './plugins.js';
 
 export const MODULE_NAME = 'speaker';
 
@@ -28,14 +29,18 @@ export interface ResolvedConfig {
   /** Relative paths are resolved against this directory. */
   readonly dir: string;
   readonly host: HostConfig & { socket: string };
-  /** The plugin chosen as backend. */
+  /** The plugin chosen as backend (with `auto`, the first candidate: see {@link AUTO_BACKEND}). */
   readonly backend: LoadedPlugin;
+  /** `backend: "auto"`: the output is picked when the backend is made (auto.ts). */
+  readonly auto: boolean;
   /** Every loaded plugin, by manifest name. */
   readonly plugins: ReadonlyMap<string, LoadedPlugin>;
   /** Each plugin's validated options, by manifest name. */
   readonly options: ReadonlyMap<string, unknown>;
   /** Sections for installed plugins that are not loaded (kept, not checked). */
   readonly unusedSections: readonly string[];
+  /** Where a configuration file was looked for (empty with `--config`); see {@link configSearchDirs}. */
+  readonly searched?: readonly string[];
 }
 
 /** A configuration that does not parse or validate: every problem, each with its key path. */
@@ -58,42 +63,140 @@ export class ConfigError extends SpeakerdError {
   }
 }
 
+/**
+ * File names looked for in each directory, in order: cosmiconfig's own for "speaker" (package.json's "speaker"
+ * key, .speakerrc[.json|.yaml|.yml|.js|.ts|.cjs|.mjs], .config/speakerrc…, speaker.config.*), then the plain
+ * `speakerrc[.json|.yaml|.yml]` the documentation calls the file. A name without an extension is YAML (JSON is YAML).
+ */
+export const SEARCH_PLACES: readonly string[] = [
+  ...getDefaultSearchPlaces(MODULE_NAME),
+  'speakerrc',
+  'speakerrc.json',
+  'speakerrc.yaml',
+  'speakerrc.yml',
+];
+
 function explorer() {
   return cosmiconfig(MODULE_NAME, {
-    // cosmiconfig 9 searches only the start directory unless told otherwise; that is what we want
+    // only the directory given: speakerd walks its own list of directories (configSearchDirs)
     searchStrategy: 'none',
+    searchPlaces: [...SEARCH_PLACES],
   });
 }
 
-/** Find and parse the configuration file: `--config FILE`, else cosmiconfig's search from `cwd`. */
-export async function findConfigFile(
-  explicit: string | undefined,
-  cwd: string,
-): Promise<{ file: string | undefined; raw: unknown }> {
+/**
+ * The directories searched for a configuration file without `--config`, in order: the working directory, the
+ * user's (`$XDG_CONFIG_HOME/speakerd`, default `~/.config/speakerd`), then the system's (`/etc/speakerd`). The first
+ * file found is used; nothing is merged.
+ */
+export function configSearchDirs(cwd: string, env: NodeJS.ProcessEnv = process.env): string[] {
+  const xdg = env.XDG_CONFIG_HOME && isAbsolute(env.XDG_CONFIG_HOME) ? env.XDG_CONFIG_HOME : join(homedir(), '.config');
+  return [...new Set([resolvePath(cwd), join(xdg, 'speakerd'), '/etc/speakerd'])];
+}
+
+/** A configuration file found and parsed, or none (`file` undefined: the defaults), and where it was looked for. */
+export interface FoundConfig {
+  readonly file: string | undefined;
+  readonly raw: unknown;
+  /** The directories searched, in order (empty with `--config`). */
+  readonly searched: readonly string[];
+}
+
+/** Find and parse the configuration file: `--config FILE`, else the first found in {@link configSearchDirs}. */
+export async function findConfigFile(explicit: string | undefined, cwd: string): Promise<FoundConfig> {
   const ex = explorer();
   if (explicit !== undefined) {
     const file = isAbsolute(explicit) ? explicit : resolvePath(cwd, explicit);
     if (!existsSync(file)) throw new ConfigError(file, [{ path: [], message: 'file not found' }]);
     try {
       const result = await ex.load(file);
-      return { file, raw: result?.config ?? {} };
+      return { file, raw: result?.config ?? {}, searched: [] };
     } catch (err) {
       throw parseFailure(file, err);
     }
   }
-  try {
-    const result = await ex.search(cwd);
-    if (!result) return { file: undefined, raw: {} };
-    return { file: result.filepath, raw: result.isEmpty ? {} : result.config };
-  } catch (err) {
-    const file = (err as { filepath?: string }).filepath;
-    throw parseFailure(file, err);
+  const searched = configSearchDirs(cwd);
+  for (const dir of searched) {
+    try {
+      const result = await ex.search(dir);
+      if (result) return { file: result.filepath, raw: result.isEmpty ? {} : result.config, searched };
+    } catch (err) {
+      const file = (err as { filepath?: string }).filepath;
+      // a directory that cannot be read (permissions) is not a configuration error: go on to the next
+      if (file === undefined && ['EACCES', 'ENOTDIR', 'ENOENT'].includes((err as NodeJS.ErrnoException).code ?? ''))
+        continue;
+      throw parseFailure(file, err);
+    }
   }
+  return { file: undefined, raw: {}, searched };
 }
 
+/** Line and column (1-based) of character `offset` in `text`. */
+function lineColumn(text: string, offset: number): { line: number; column: number } {
+  const before = text.slice(0, offset);
+  const line = before.split('\n').length;
+  return { line, column: offset - before.lastIndexOf('\n') };
+}
+
+/**
+ * A file that does not parse, said the way an editor shows it: `FILE:LINE:COLUMN: reason`, then the line and a
+ * caret. YAML errors carry their position (js-yaml's `mark`); JSON errors say "at position N" (or, in newer
+ * Node, "line L column C"), which is turned into a line and column of the file.
+ */
 function parseFailure(file: string | undefined, err: unknown): ConfigError {
-  const msg = err instanceof Error ? err.message.split('\n')[0]! : String(err);
-  return new ConfigError(file, [{ path: [], message: `does not parse: ${msg.replace(/^.*?: /, '')}` }]);
+  const e = err as { message?: string; reason?: string; mark?: { line: number; column: number } };
+  const message = e.message ?? String(err);
+  let reason = message.split('\n')[0]!.replace(/^(JSON|YAML) Error in .*?:\s*/, '');
+  let at: { line: number; column: number } | undefined;
+  if (e.mark && typeof e.mark.line === 'number') {
+    at = { line: e.mark.line + 1, column: e.mark.column + 1 };
+    reason = e.reason ?? reason;
+  } else {
+    // parse-json: the reason is further down, after the code frame
+    const json =
+      /([^\n]*?) in JSON at position (\d+)/.exec(message) ?? /([^\n]*?) \(line (\d+) column (\d+)\)/.exec(message);
+    if (json) {
+      reason = json[1]!.replace(/^.*?\|\s*/, '').trim();
+      if (json.length === 4) at = { line: Number(json[2]), column: Number(json[3]) };
+      else if (file !== undefined) {
+        try {
+          at = lineColumn(readFileSync(file, 'utf8'), Number(json[2]));
+        } catch {
+          // unreadable now: no position
+        }
+      }
+    }
+  }
+  reason = reason.replace(/\s*\(\d+:\d+\)$/, '').trim() || 'syntax error';
+  return new ConfigParseError(file, reason, at);
+}
+
+/** A configuration file that does not parse: where (line and column, when known) and why. */
+export class ConfigParseError extends ConfigError {
+  constructor(
+    file: string | undefined,
+    readonly reason: string,
+    readonly at: { line: number; column: number } | undefined,
+  ) {
+    super(file, [
+      { path: [], message: `does not parse${at ? ` (line ${at.line}, column ${at.column})` : ''}: ${reason}` },
+    ]);
+  }
+
+  override describe(): string {
+    const where = `${this.file ?? '(no configuration file)'}${this.at ? `:${this.at.line}:${this.at.column}` : ''}`;
+    let frame = '';
+    if (this.at && this.file) {
+      try {
+        const line = readFileSync(this.file, 'utf8').split('\n')[this.at.line - 1];
+        if (line !== undefined && line.length <= 200)
+          frame = `\n  ${line}\n  ${' '.repeat(Math.max(0, this.at.column - 1))}^`;
+      } catch {
+        // gone: no frame
+      }
+    }
+    return `${where}: does not parse: ${this.reason}${frame}`;
+  }
 }
 
 /**
@@ -118,6 +221,8 @@ export async function validateConfig(raw: unknown, file: string | undefined, cwd
   if (!which.success) throw new ConfigError(file, issues);
   const { backend: backendSpec, plugins: extraSpecs } = which.data;
 
+  // "auto": the built-ins alsa and rtp (always loaded); which one plays is decided when the backend is made
+  const auto = backendSpec === AUTO_BACKEND;
   let plugins: PluginSet;
   try {
     plugins = await loadPlugins(backendSpec, extraSpecs, dir);
@@ -162,13 +267,45 @@ export async function validateConfig(raw: unknown, file: string | undefined, cwd
   socket = socket.normalize();
 
   const backend = plugins.bySpec.get(backendSpec)!;
-  return { file, dir, host: { ...host, socket }, backend, plugins: plugins.byName, options, unusedSections: unused };
+  return {
+    file,
+    dir,
+    host: { ...host, socket },
+    backend,
+    auto,
+    plugins: plugins.byName,
+    options,
+    unusedSections: unused,
+  };
 }
 
 /** Find, parse and validate: what every subcommand does first. */
-export async function loadConfig(explicit: string | undefined, cwd = process.cwd()): Promise<ResolvedConfig> {
-  const { file, raw } = await findConfigFile(explicit, cwd);
-  return validateConfig(raw, file, cwd);
+export async function loadConfig(
+  explicit: string | undefined,
+  cwd = process.cwd(),
+  overrides?: Record<string, unknown>,
+): Promise<ResolvedConfig> {
+  const { file, raw, searched } = await findConfigFile(explicit, cwd);
+  return { ...(await validateConfig(overrides ? overlay(raw, overrides) : raw, file, cwd)), searched };
+}
+
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** `over` laid on `raw`: its keys replace the file's, except that a section is merged key by key. */
+export function overlay(raw: unknown, over: Record<string, unknown>): unknown {
+  if (!isRecord(raw)) return raw; // not an object: validation says so
+  const out: Record<string, unknown> = { ...raw };
+  for (const [k, v] of Object.entries(over)) out[k] = isRecord(v) && isRecord(raw[k]) ? { ...raw[k], ...v } : v;
+  return out;
+}
+
+/** One line saying which configuration is in force: the file, or where none was found. */
+export function configSource(config: Pick<ResolvedConfig, 'file' | 'searched'>): string {
+  if (config.file !== undefined) return `configuration from ${config.file}`;
+  return (
+    `no configuration file found (looked in ${(config.searched ?? []).join(', ')} for speakerrc, .speakerrc, ` +
+    '.speakerrc.json, .speakerrc.yaml and the other names in packages/host/README.md): using the defaults'
+  );
 }
 
 /** The resolved configuration as plain JSON (for `check-config`). */

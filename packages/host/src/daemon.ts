@@ -1,5 +1,6 @@
 import { Engine } from './engine.js';
 import { failWith, loadOrFail, refuseRoot, EXIT_FAILURE, EXIT_OK, type GlobalOptions } from './cli.js';
+import { configSource } from './config.js';
 import { createLogger } from './logger.js';
 import { isSpeakerdError } from '@speakerd/plugin-sdk';
 
@@ -8,6 +9,7 @@ export async function runDaemon(opts: GlobalOptions): Promise<number> {
   refuseRoot(opts);
   const config = await loadOrFail(opts);
   const log = createLogger(opts.logLevel);
+  log.info({ file: config.file ?? null }, configSource(config));
   let stopped!: () => void;
   const done = new Promise<void>((resolve) => (stopped = resolve));
   const engine = new Engine(config, log, {
@@ -25,6 +27,7 @@ export async function runDaemon(opts: GlobalOptions): Promise<number> {
     await engine.start();
   } catch (err) {
     await engine.stop('start-up failed').catch(() => {});
+    // an expected failure (a coded error: its message says the cause and the fix) is one line, no stack
     if (isSpeakerdError(err)) failWith(err);
     log.fatal({ err }, 'start-up failed');
     process.stderr.write(`speakerd: cannot start: ${err instanceof Error ? err.message : String(err)}\n`);

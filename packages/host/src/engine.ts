@@ -12,6 +12,7 @@ import {
   ProtocolErrorCodes,
 } from '@speakerd/plugin-sdk';
 import { makeBackend, type BackendHooks, type MadeBackend } from './backends.js';
+import type { AutoChoice } from './auto.js';
 import { ConfigError, loadConfig, type ResolvedConfig } from './config.js';
 import { createExtension, createHostContainer, pluginContainer } from './container.js';
 import { attachInput } from './decoders/input.js';
@@ -27,6 +28,8 @@ export interface EngineOptions {
   /** `--config` as given (reload re-reads the same way). */
   configArg: string | undefined;
   cwd: string;
+  /** Keys laid over the configuration file at every (re)load: `speakerd play --backend/--output`. */
+  overrides?: Record<string, unknown>;
   clock?: Clock;
   input: Readable;
   output: Writable;
@@ -69,6 +72,7 @@ export class Engine {
   #log: Logger;
   #clock: Clock;
   #ready = false;
+  #choice: AutoChoice | undefined;
 
   constructor(
     config: ResolvedConfig,
@@ -95,6 +99,8 @@ export class Engine {
   /** Initialise the backend, listen on the decoder socket, send `ready`, start reading commands. */
   async start(): Promise<void> {
     const made = await this.#makeBackend(this.#config);
+    this.#choice = made.choice;
+    if (made.choice) this.#log.info({ backend: made.choice.plugin, sdp: made.choice.sdp }, made.choice.line);
     const host = this.#config.host;
     this.#player = new Player(
       this.#clock,
@@ -111,7 +117,14 @@ export class Engine {
         silenceGuardMs: SILENCE_GUARD_MS,
         volume: host.volume,
       },
-      { backendChanged: (d) => this.#installBackendCommands(d) },
+      {
+        backendChanged: (d) => {
+          this.#installBackendCommands(d);
+          // a new backend (reload) whose device cannot be opened says so when it takes over
+          if (d.lastReport && d.lastReport.state !== 'ok' && d.lastReport.state === d.state)
+            this.#sendBackendEvent(d.lastReport);
+        },
+      },
     );
     this.#installBackendCommands(made.driver);
     if (host.volume !== 100 && made.driver.hasHardwareVolume)
@@ -152,6 +165,9 @@ export class Engine {
       format: { ...made.format },
       socket: host.socket,
     });
+    // a state the backend reported before `ready` (its device cannot be opened) is sent right after it
+    const early = made.driver.lastReport;
+    if (early && early.state !== 'ok' && early.state === made.driver.state) this.#sendBackendEvent(early);
     this.#control.start();
   }
 
@@ -170,6 +186,11 @@ export class Engine {
       this.opts.onStopped?.();
     })();
     return this.#stopping;
+  }
+
+  /** With `backend: "auto"`: the output picked at start (or at the last reload that made a backend). */
+  get autoChoice(): AutoChoice | undefined {
+    return this.#choice;
   }
 
   get #backendName(): string {
@@ -193,6 +214,10 @@ export class Engine {
 
   #onBackendReport(driver: BackendDriver, r: BackendReport): void {
     if (!this.#ready || this.#player?.driver !== driver) return;
+    this.#sendBackendEvent(r);
+  }
+
+  #sendBackendEvent(r: BackendReport): void {
     this.#out.send({
       type: 'backend',
       state: r.state,
@@ -359,6 +384,10 @@ export class Engine {
     return {
       backend: this.#backendName,
       backendState: player.driver.state,
+      // why the output is not ok (the message of its last `backend` event)
+      ...(player.driver.state !== 'ok' && player.driver.lastReport
+        ? { backendMessage: player.driver.lastReport.message }
+        : {}),
       format: { ...player.format },
       paused: player.paused,
       volume: player.volume,
@@ -376,7 +405,7 @@ export class Engine {
   async #reload(seq: { seq?: number }): Promise<void> {
     let config: ResolvedConfig;
     try {
-      config = await loadConfig(this.opts.configArg, this.opts.cwd);
+      config = await loadConfig(this.opts.configArg, this.opts.cwd, this.opts.overrides);
     } catch (err) {
       const message = err instanceof ConfigError ? err.describe() : describe(err);
       this.#log.warn({ err: message }, 'reload failed; keeping the old configuration');
@@ -390,7 +419,9 @@ export class Engine {
       config.backend.file !== old.backend.file ||
       JSON.stringify(config.options.get(config.backend.plugin.manifest.name)) !==
         JSON.stringify(old.options.get(old.backend.plugin.manifest.name)) ||
-      JSON.stringify(config.host.format) !== JSON.stringify(old.host.format);
+      JSON.stringify(config.host.format) !== JSON.stringify(old.host.format) ||
+      config.auto !== old.auto ||
+      (config.auto && JSON.stringify(config.options.get('rtp')) !== JSON.stringify(old.options.get('rtp')));
     let made: MadeBackend | undefined;
     if (backendChanged) {
       try {
@@ -413,6 +444,8 @@ export class Engine {
     if (config.host.volume !== old.host.volume) player.setVolume(config.host.volume);
     this.#out.send({ type: 'reloaded', ...seq });
     if (made) {
+      this.#choice = made.choice;
+      if (made.choice) this.#log.info({ backend: made.choice.plugin, sdp: made.choice.sdp }, made.choice.line);
       this.#log.info('backend settings changed; the new backend takes over at the next safe point');
       player.replaceBackend(made.driver, made.format);
     }

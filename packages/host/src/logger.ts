@@ -17,14 +17,34 @@ let destination: ReturnType<typeof pino.destination> | undefined;
  * JSON lines are written asynchronously with a bounded buffer: a parent that stops reading stderr costs log
  * lines (dropped past 1 MiB), never a wedged play loop. {@link flushLogs} writes what is left at exit.
  */
-export function createLogger(level: LogLevel, isTty = process.stderr.isTTY === true): pino.Logger & Logger {
+export function createLogger(
+  level: LogLevel,
+  isTty = process.stderr.isTTY === true,
+  /** On a terminal, where the pretty lines go instead of stderr (`speakerd play` puts them above its bar). */
+  sink?: NodeJS.WritableStream,
+): pino.Logger & Logger {
   const options: pino.LoggerOptions = { level, base: { pid: process.pid }, name: 'speakerd' };
   if (isTty) {
-    const stream = pretty({ destination: 2, sync: true, colorize: true, translateTime: 'SYS:HH:MM:ss.l' });
+    const stream = pretty({
+      destination: sink ?? 2,
+      sync: true,
+      colorize: useColor(),
+      translateTime: 'SYS:HH:MM:ss.l',
+    });
     return pino(options, stream) as pino.Logger & Logger;
   }
   destination ??= pino.destination({ dest: 2, sync: false, maxLength: MAX_LOG_BUFFER_BYTES, minLength: 0 });
   return pino(options, destination) as pino.Logger & Logger;
+}
+
+/**
+ * Whether a terminal gets colours: `NO_COLOR` (any non-empty value, no-color.org) turns them off, `FORCE_COLOR`
+ * (anything but "0" or "false") turns them on, else they are on (the pretty form is only used on a terminal).
+ */
+export function useColor(env: NodeJS.ProcessEnv = process.env): boolean {
+  if (env.NO_COLOR !== undefined && env.NO_COLOR !== '') return false;
+  if (env.FORCE_COLOR !== undefined) return env.FORCE_COLOR !== '0' && env.FORCE_COLOR !== 'false';
+  return true;
 }
 
 /** Write out buffered log lines (at exit). */

@@ -1,6 +1,8 @@
-import { isSpeakerdError } from '@speakerd/plugin-sdk';
+import { isSpeakerdError, type PluginContext, type SpeakerdPlugin } from '@speakerd/plugin-sdk';
 import { loadConfig, type ResolvedConfig } from './config.js';
 import { BUILTIN_PLUGINS, findInstalledPlugins, loadPlugin, type LoadedPlugin } from './plugins.js';
+import { AUTO_CANDIDATES } from './auto.js';
+import { VERSION } from './version.js';
 
 /** One line of `speakerd plugins`. */
 export interface PluginLine {
@@ -10,7 +12,11 @@ export interface PluginLine {
   /** `builtin`, `package`, `path`, or `installed` for a package found installed that the configuration does not use. */
   origin: string;
   file: string;
-  /** `available`, `unavailable: why`, `not in use: …`, or `cannot load: why`. */
+  /**
+   * `available` (its probe, with its section of the configuration or the defaults, says it can play here now),
+   * `cannot play: why` (it loads, but its device does not open, its address cannot be used…),
+   * `unavailable: why` (an addon or library is missing), `not in use: …`, or `cannot load: why`.
+   */
   status: string;
   description?: string;
 }
@@ -19,9 +25,43 @@ function why(err: unknown): string {
   return isSpeakerdError(err) ? `${err.code}: ${err.message}` : err instanceof Error ? err.message : String(err);
 }
 
-function status(p: LoadedPlugin): string {
+/** A host-side bound on a plugin's probe (the SDK asks for about two seconds; a third-party one may hang). */
+export const PROBE_LIMIT_MS = 5000;
+
+/**
+ * Ask a plugin's `probe` whether its backend can play here now with `section` (its part of the configuration, or
+ * undefined for its defaults). Resolves undefined when it can (or has no probe), else why not, in one line. Never
+ * rejects: a probe that throws, or does not settle within {@link PROBE_LIMIT_MS}, is an answer too.
+ */
+export async function probePlugin(p: LoadedPlugin, section: unknown, configDir: string): Promise<string | undefined> {
+  const plugin = p.plugin as SpeakerdPlugin;
+  if (!plugin.probe) return undefined;
+  const parsed = plugin.options.safeParse(section ?? {});
+  if (!parsed.success)
+    return `its section of the configuration does not validate: ${parsed.error.issues.map((i) => i.message).join('; ')}`;
+  const context: PluginContext = { configDir, pluginName: plugin.manifest.name, hostVersion: VERSION };
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const answer = await Promise.race([
+      Promise.resolve().then(() => plugin.probe!(parsed.data, context)),
+      new Promise<string>((resolve) => {
+        timer = setTimeout(() => resolve(`its probe did not answer within ${PROBE_LIMIT_MS / 1000} s`), PROBE_LIMIT_MS);
+      }),
+    ]);
+    return typeof answer === 'string' && answer !== '' ? answer.replace(/\s*\n\s*/g, ' ') : undefined;
+  } catch (err) {
+    return `its probe failed: ${why(err)}`;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Loads, has a backend, nothing missing: then what its probe says. */
+async function status(p: LoadedPlugin, section: unknown, dir: string): Promise<string> {
   const unavailable = p.plugin.backend ? p.plugin.unavailable?.() : 'no backend in this version';
-  return unavailable ? `unavailable: ${unavailable}` : 'available';
+  if (unavailable) return `unavailable: ${unavailable}`;
+  const cannot = await probePlugin(p, section, dir);
+  return cannot === undefined ? 'available' : `cannot play: ${cannot}`;
 }
 
 /**
@@ -43,7 +83,7 @@ export async function pluginLines(
   }
   const lines: PluginLine[] = [];
   const used = new Set<string>();
-  const line = (p: LoadedPlugin, name: string, origin: string, state = status(p)): PluginLine => ({
+  const line = (p: LoadedPlugin, name: string, origin: string, state: string): PluginLine => ({
     name,
     version: p.plugin.manifest.version,
     origin,
@@ -53,16 +93,25 @@ export async function pluginLines(
   });
   const dir = config?.dir ?? cwd;
   if (config) {
-    for (const [name, p] of config.plugins) {
-      used.add(p.file);
-      lines.push(line(p, `${name}${config.backend === p ? ' (backend)' : ''}`, p.origin));
-    }
+    // `backend: "auto"` tries its candidates in order: each is marked with its place
+    const marker = (name: string, p: LoadedPlugin): string => {
+      if (config.auto) {
+        const i = (AUTO_CANDIDATES as readonly string[]).indexOf(name);
+        return i < 0 ? '' : ` (backend "auto", choice ${i + 1})`;
+      }
+      return config.backend === p ? ' (backend)' : '';
+    };
+    // the probes run at once (each bounded), the lines stay in order
+    const entries = [...config.plugins];
+    for (const [, p] of entries) used.add(p.file);
+    const states = await Promise.all(entries.map(([name, p]) => status(p, config.options.get(name), dir)));
+    entries.forEach(([name, p], i) => lines.push(line(p, `${name}${marker(name, p)}`, p.origin, states[i]!)));
   } else {
     for (const spec of Object.keys(BUILTIN_PLUGINS)) {
       try {
         const p = await loadPlugin(spec, dir);
         used.add(p.file);
-        lines.push(line(p, spec, p.origin));
+        lines.push(line(p, spec, p.origin, await status(p, undefined, dir)));
       } catch (err) {
         lines.push({ name: spec, version: '?', origin: 'builtin', file: '', status: `cannot load: ${why(err)}` });
       }
@@ -73,7 +122,7 @@ export async function pluginLines(
       const p = await loadPlugin(inst.package, dir);
       if (used.has(p.file)) continue;
       used.add(p.file);
-      const state = status(p);
+      const state = await status(p, undefined, dir);
       const use = `not in use (name it in speakerrc: "backend": "${inst.name}" or "plugins": ["${inst.name}"])`;
       lines.push(line(p, inst.name, 'installed', state === 'available' ? use : `${use}; ${state}`));
     } catch (err) {

@@ -189,10 +189,14 @@ function distance(a: string, b: string): number {
 /** The known plugin names closest to `spec` (at most 2 edits away). */
 export function suggestions(spec: string, configDir: string): string[] {
   const names = [...Object.keys(BUILTIN_PLUGINS), ...findInstalledPlugins(configDir).map((p) => p.name)];
-  const target = shortName(spec);
+  return closest(shortName(spec), names);
+}
+
+/** The `names` closest to `word`, nearest first: at most 2 edits away (1 for words of up to 5 letters). */
+export function closest(word: string, names: readonly string[]): string[] {
   return [...new Set(names)]
-    .map((n) => ({ n, d: distance(target, n) }))
-    .filter((x) => x.d > 0 && x.d <= Math.max(1, Math.min(2, Math.floor(target.length / 3))))
+    .map((n) => ({ n, d: distance(word, n) }))
+    .filter((x) => x.d > 0 && x.d <= Math.max(1, Math.min(2, Math.floor(word.length / 3))))
     .sort((x, y) => x.d - y.d)
     .map((x) => x.n);
 }
@@ -312,6 +316,7 @@ export async function loadPlugins(backend: string, extra: readonly string[], con
   const byName = new Map<string, LoadedPlugin>();
   const bySpec = new Map<string, LoadedPlugin>();
   for (const spec of specs) {
+    if (spec === AUTO_BACKEND) continue; // not a plugin: the built-ins it picks from are loaded anyway
     const loaded = await loadPlugin(spec, configDir);
     const name = loaded.plugin.manifest.name;
     const other = byName.get(name);
@@ -324,8 +329,13 @@ export async function loadPlugins(backend: string, extra: readonly string[], con
     if (!other) byName.set(name, loaded);
     bySpec.set(spec, other ?? loaded);
   }
+  // "auto" stands for its first candidate until the backend is made (auto.ts picks then)
+  if (backend === AUTO_BACKEND) bySpec.set(AUTO_BACKEND, bySpec.get('alsa')!);
   return { byName, bySpec };
 }
+
+/** The backend name that picks an output the way MPD does when none is configured (auto.ts). */
+export const AUTO_BACKEND = 'auto';
 
 /** Loaded plugins by manifest name and by the name the configuration used. */
 export interface PluginSet {

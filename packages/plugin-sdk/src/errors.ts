@@ -45,6 +45,8 @@ export const ErrorCodes = {
   BACKEND: 'SPEAKERD_ERR_BACKEND',
   /** The backend returned something the contract does not allow (a fractional frame count, bytes for frames…). */
   BACKEND_CONTRACT: 'SPEAKERD_ERR_BACKEND_CONTRACT',
+  /** The decoder socket cannot be made: its directory cannot be created or is unsafe, or the path is in use. */
+  SOCKET: 'SPEAKERD_ERR_SOCKET',
   /** speakerd was started as root without --allow-root. */
   ROOT: 'SPEAKERD_ERR_ROOT',
 } as const;

@@ -3,6 +3,8 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 import { dirname } from 'node:path';
 import {
   ENCODINGS,
+  ErrorCodes,
+  SpeakerdError,
   MAX_CHANNELS,
   MAX_RATE,
   MIN_CHANNELS,
@@ -95,17 +97,19 @@ export class DecoderServer {
   async listen(): Promise<void> {
     const path = this.opts.path;
     const dir = dirname(path);
-    try {
-      mkdirSync(dir, { recursive: true, mode: 0o700 });
-    } catch (err) {
-      throw new Error(`cannot create the socket directory ${dir}: ${(err as Error).message}`);
-    }
+    const fix = 'set "socket" in speakerrc to a path in a directory of your own (PROTOCOL.md section 3)';
+    makeDirs(dir, fix);
     const st = statSync(dir);
     if ((st.mode & 0o022) !== 0 && (st.mode & 0o1000) === 0)
-      throw new Error(`the socket directory ${dir} is writable by other users (mode ${(st.mode & 0o777).toString(8)})`);
+      throw socketError(
+        `the socket directory ${dir} is writable by other users (mode ${(st.mode & 0o777).toString(8)}): ` +
+          `run "chmod go-w ${dir}", or ${fix}`,
+      );
     if (exists(path)) {
-      if (!lstatSync(path).isSocket()) throw new Error(`${path} exists and is not a socket; not replacing it`);
-      if (await isLive(path)) throw new Error(`another process is listening on ${path}`);
+      if (!lstatSync(path).isSocket())
+        throw socketError(`${path} exists and is not a socket; not replacing it: ${fix}`);
+      if (await isLive(path))
+        throw socketError(`another process is listening on ${path} (another speakerd?): stop it, or ${fix}`);
       this.log.info({ path }, 'replacing a stale decoder socket');
       unlinkSync(path);
     }
@@ -220,6 +224,42 @@ export class DecoderServer {
 function answer(socket: Socket, value: unknown): void {
   if (!socket.writable) return;
   socket.write(JSON.stringify(value) + '\n');
+}
+
+function socketError(message: string): SpeakerdError {
+  return new SpeakerdError(ErrorCodes.SOCKET, message);
+}
+
+/**
+ * Create `dir` (0700) and its missing parents one at a time. Not `mkdirSync(…, { recursive: true })`: under /proc
+ * or /sys that loops for ever (it takes the kernel's ENOENT for a race and retries); one level at a time, a
+ * directory that cannot be made fails at once, with the reason.
+ */
+export function makeDirs(dir: string, fix: string): void {
+  const missing: string[] = [];
+  for (let d = dir; ;) {
+    try {
+      if (!statSync(d).isDirectory()) throw socketError(`cannot use ${dir}: ${d} is not a directory: ${fix}`);
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+        if (err instanceof SpeakerdError) throw err;
+        throw socketError(`cannot use ${dir}: ${(err as Error).message}: ${fix}`);
+      }
+      missing.push(d);
+      const up = dirname(d);
+      if (up === d) break;
+      d = up;
+    }
+  }
+  for (const d of missing.reverse()) {
+    try {
+      mkdirSync(d, { mode: 0o700 });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') continue; // made meanwhile
+      throw socketError(`cannot create the directory ${d}: ${(err as Error).message}: ${fix}`);
+    }
+  }
 }
 
 function exists(path: string): boolean {

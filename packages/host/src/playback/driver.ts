@@ -109,6 +109,7 @@ export class BackendDriver {
   #failure: { message: string; code: string; method: BackendMethod } | undefined;
   #pluginState: { state: BackendState; message: string } = { state: 'ok', message: '' };
   #reported: BackendState = 'ok';
+  #lastReport: BackendReport | undefined;
   #backoff: number;
   #retry: TimerHandle | undefined;
   #recoveredAt = -Infinity;
@@ -165,6 +166,14 @@ export class BackendDriver {
   /** The output's state as reported to the music server. */
   get state(): BackendState {
     return this.#reported;
+  }
+
+  /**
+   * The last change of state reported (also one made before the engine could send it on: a backend that found
+   * its device missing in `configure()`), or undefined while nothing has changed from `ok`.
+   */
+  get lastReport(): BackendReport | undefined {
+    return this.#lastReport;
   }
 
   /** The failure that took the backend out of play, while it lasts. */
@@ -569,12 +578,14 @@ export class BackendDriver {
     this.#reported = state;
     const f = this.#failure;
     if (f) {
-      this.deps.report({ state, message: f.message, plugin: this.plugin, code: f.code, method: f.method });
+      this.#lastReport = { state, message: f.message, plugin: this.plugin, code: f.code, method: f.method };
+      this.deps.report(this.#lastReport);
       return;
     }
     const said = this.#pluginState.message;
     const message = state === 'ok' && !said ? `${this.plugin}: playing again` : `${this.plugin}: ${said}`;
-    this.deps.report({ state, message, plugin: this.plugin });
+    this.#lastReport = { state, message, plugin: this.plugin };
+    this.deps.report(this.#lastReport);
   }
 
   #logError(message: string, err: unknown, fields: Record<string, unknown> = {}): void {
