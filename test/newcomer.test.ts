@@ -22,7 +22,9 @@ function dir(): string {
 /** An environment whose user and system config directories are empty: only the test's files count. */
 function env(d: string): NodeJS.ProcessEnv {
   mkdirSync(join(d, 'xdg'), { recursive: true });
-  return { XDG_CONFIG_HOME: join(d, 'xdg') };
+  mkdirSync(join(d, 'run'), { recursive: true, mode: 0o700 });
+  // the default socket goes under XDG_RUNTIME_DIR: each test its own, so tests running at once never share one
+  return { XDG_CONFIG_HOME: join(d, 'xdg'), XDG_RUNTIME_DIR: join(d, 'run') };
 }
 const command = (d: string) => ({ backend: 'command', command: { run: 'cat > /dev/null' }, socket: join(d, 's.sock') });
 
@@ -278,7 +280,7 @@ function atTerminal(args: string[], keys: [number, string][], cwd: string): { co
       SPEAKERD,
       ...args,
     ],
-    { cwd, encoding: 'utf8', timeout: 60_000 },
+    { cwd, encoding: 'utf8', timeout: 60_000, env: { ...process.env, ...env(cwd) } },
   );
   // the screen as text: escape sequences out, carriage returns as line ends
   // eslint-disable-next-line no-control-regex -- ESC is what a terminal's escape sequences start with
