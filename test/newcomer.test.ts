@@ -288,6 +288,20 @@ function atTerminal(args: string[], keys: [number, string][], cwd: string): { co
   return { code: r.status, screen };
 }
 
+describe('speakerd demo over RTP that nobody listens to', () => {
+  it('plays to the end and exits 0: the audio goes out (the positions move) although the output says lost', async () => {
+    const d = dir();
+    writeFileSync(
+      join(d, '.speakerrc.json'),
+      JSON.stringify({ alsa: { device: 'speakerd_no_such_pcm' }, rtp: { port: freePortPair() } }),
+    );
+    const r = await runSpeakerd(['demo', '--allow-root'], { cwd: d, env: env(d), timeoutMs: 30_000 });
+    expect(r.stderr).not.toContain('the output cannot play');
+    expect(r.stderr).toContain('speakerd demo: done.');
+    expect(r.code).toBe(0);
+  });
+});
+
 describe('speakerd play at a terminal', () => {
   it('n skips to the next track and the run ends with exit 0; each bar reaches its end', () => {
     if (!haveTool('python3', ['python3', '--version'])) return;

@@ -334,21 +334,40 @@ export async function runPlay(files: string[], opts: PlayOptions): Promise<numbe
   const allDone = new Promise<void>((r) => (finishedAll = r));
   let paused = false;
 
-  // an output that stays lost while nothing is heard: give up with the reason, rather than play into nothing
+  // an output that stays lost while nothing is heard — the position does not move (a device that does not open)
+  // — is given up on with the reason, rather than played into for ever. A lost output whose audio still goes out
+  // (RTP that nobody listens to: the positions advance) plays on.
   let lostTimer: NodeJS.Timeout | undefined;
   let lostWhy: string | undefined;
-  const lost = (why: string | undefined) => {
-    lostWhy = why ?? lostWhy ?? 'the output is lost';
+  let outputLost = false;
+  let heardAt: { id: string; position: number } | undefined;
+  const arm = () => {
     lostTimer ??= setTimeout(() => {
       say(`speakerd play: the output cannot play: ${lostWhy} (gave up after ${LOST_GIVE_UP_MS / 1000} s)`);
       failures++;
       void engine.stop('the output is lost');
     }, LOST_GIVE_UP_MS);
   };
-  const found = () => {
+  const disarm = () => {
     clearTimeout(lostTimer);
     lostTimer = undefined;
+  };
+  const lost = (why: string | undefined) => {
+    outputLost = true;
+    lostWhy = why ?? lostWhy ?? 'the output is lost';
+    arm();
+  };
+  const found = () => {
+    outputLost = false;
     lostWhy = undefined;
+    disarm();
+  };
+  /** A position report: audio that moves on is being heard (or at least sent). */
+  const progress = (id: string, position: number) => {
+    const moved = heardAt !== undefined && (heardAt.id !== id || position > heardAt.position + 0.05);
+    heardAt = { id, position };
+    if (moved) disarm();
+    else if (outputLost) arm();
   };
 
   let buf = '';
@@ -375,6 +394,7 @@ export async function runPlay(files: string[], opts: PlayOptions): Promise<numbe
             if (!multibar) say(`playing ${it.file}${it.duration === undefined ? '' : ` (${mmss(it.duration)})`}`);
           }
           lastPosition = e.position as number;
+          if (e.type === 'playing') progress(it.id, lastPosition);
           if (multibar) showBar(it, lastPosition, e.type === 'paused' ? '(paused)' : '');
           break;
         case 'finished':
