@@ -62,6 +62,19 @@ export const hostConfigSchema = z.strictObject({
       "At most this much audio (ms) is buffered per track, counted in the decoder's own format; speakerd stops " +
         'reading a decoder until there is room.',
     ),
+  maxBufferMB: intRange(1, 65_536)
+    .default(256)
+    .describe(
+      "At most this much audio (MB, in the decoders' formats) is buffered across the tracks that wait to play " +
+        '(connected, or played behind the next one): beyond it speakerd stops reading their decoders until there ' +
+        'is room. The current and the next track are not held back by it (each has its own bufferMs).',
+    ),
+  unplayedTimeoutMs: intRange(0, 86_400_000)
+    .default(3_600_000)
+    .describe(
+      'A decoder connection whose track is not played within this many ms is dropped (an `error` event with ' +
+        'code `not-played` and its id), so that connections nobody plays cannot hold maxTracks for good; 0: never.',
+    ),
   earlyFinishMs: intRange(0, 60_000)
     .default(1000)
     .describe(

@@ -81,6 +81,8 @@ function explorer() {
     // only the directory given: speakerd walks its own list of directories (configSearchDirs)
     searchStrategy: 'none',
     searchPlaces: [...SEARCH_PLACES],
+    // an empty file is found, and refused (emptyFile), rather than passed over for the next place
+    ignoreEmptySearchPlaces: false,
   });
 }
 
@@ -108,19 +110,23 @@ export async function findConfigFile(explicit: string | undefined, cwd: string):
   if (explicit !== undefined) {
     const file = isAbsolute(explicit) ? explicit : resolvePath(cwd, explicit);
     if (!existsSync(file)) throw new ConfigError(file, [{ path: [], message: 'file not found' }]);
+    let result;
     try {
-      const result = await ex.load(file);
-      return { file, raw: result?.config ?? {}, searched: [] };
+      result = await ex.load(file);
     } catch (err) {
       throw parseFailure(file, err);
     }
+    if (!result || result.isEmpty || result.config == null) throw emptyFile(file);
+    return { file, raw: result.config, searched: [] };
   }
   const searched = configSearchDirs(cwd);
   for (const dir of searched) {
     try {
       const result = await ex.search(dir);
-      if (result) return { file: result.filepath, raw: result.isEmpty ? {} : result.config, searched };
+      if (result && (result.isEmpty || result.config == null)) throw emptyFile(result.filepath);
+      if (result) return { file: result.filepath, raw: result.config, searched };
     } catch (err) {
+      if (err instanceof ConfigError) throw err;
       const file = (err as { filepath?: string }).filepath;
       // a directory that cannot be read (permissions) is not a configuration error: go on to the next
       if (file === undefined && ['EACCES', 'ENOTDIR', 'ENOENT'].includes((err as NodeJS.ErrnoException).code ?? ''))
@@ -129,6 +135,22 @@ export async function findConfigFile(explicit: string | undefined, cwd: string):
     }
   }
   return { file: undefined, raw: {}, searched };
+}
+
+/**
+ * An empty (or whitespace- or comment-only) file is an error, not "all defaults": it is what an editor or a
+ * configuration manager leaves when it truncates a file before writing it, and taking it as the defaults would
+ * switch the backend under a running music server.
+ */
+function emptyFile(file: string): ConfigError {
+  return new ConfigError(file, [
+    {
+      path: [],
+      message:
+        'the file is empty (truncated while it was being written?); write {} to mean "all defaults", or remove ' +
+        'the file',
+    },
+  ]);
 }
 
 /** Line and column (1-based) of character `offset` in `text`. */

@@ -4,6 +4,7 @@ import {
   formatToString,
   isSpeakerdError,
   type Clock,
+  type TimerHandle,
   type CommandHandler,
   type Extension,
   type HostEvents,
@@ -13,6 +14,7 @@ import {
 } from '@speakerd/plugin-sdk';
 import { makeBackend, type BackendHooks, type MadeBackend } from './backends.js';
 import type { AutoChoice } from './auto.js';
+import { BufferBudget } from './playback/budget.js';
 import { ConfigError, loadConfig, type ResolvedConfig } from './config.js';
 import { createExtension, createHostContainer, pluginContainer } from './container.js';
 import { attachInput } from './decoders/input.js';
@@ -39,6 +41,8 @@ export interface EngineOptions {
 
 /** How often the play loop refills a clock-paced backend that has not asked for another interval. */
 const TICK_MS = 10;
+/** Bytes in a MB (maxBufferMB). */
+const MB = 1024 * 1024;
 /**
  * A track starts once this much is buffered, or its decoder has finished: enough to ride out a decoder that
  * delivers in chunks of a few thousand frames only a little faster than real time.
@@ -73,6 +77,10 @@ export class Engine {
   #clock: Clock;
   #ready = false;
   #choice: AutoChoice | undefined;
+  /** The audio buffered across tracks that wait to play (maxBufferMB). */
+  #budget: BufferBudget;
+  /** Timers of connected tracks not played yet (unplayedTimeoutMs). */
+  #unplayed = new Map<Track, TimerHandle>();
 
   constructor(
     config: ResolvedConfig,
@@ -81,6 +89,7 @@ export class Engine {
   ) {
     this.#config = config;
     this.#log = log;
+    this.#budget = new BufferBudget(config.host.maxBufferMB * MB);
     this.#container = createHostContainer(config, log, opts.clock);
     this.#clock = this.#container.resolve<Clock>(TOKENS.Clock);
     this.#control = new ControlChannel(
@@ -175,6 +184,8 @@ export class Engine {
   stop(reason: string): Promise<void> {
     this.#stopping ??= (async () => {
       this.#log.info({ reason }, 'stopping');
+      for (const timer of this.#unplayed.values()) this.#clock.clearTimeout(timer);
+      this.#unplayed.clear();
       this.#control.close();
       try {
         await this.#decoders?.close();
@@ -255,10 +266,11 @@ export class Engine {
     const player = this.#player!;
     let track = player.queue.get(d.id);
     if (!track) {
-      track = new Track(d.id, 'connected', this.#config.host.bufferMs);
+      track = new Track(d.id, 'connected', this.#config.host.bufferMs, this.#budget);
       player.add(track);
     }
     const t = track;
+    this.#dropIfNotPlayed(t);
     attachInput(d, t, {
       arrived: (format) => this.#out.send({ type: 'arrived', id: d.id, format: { ...format } }),
       badWav: (message) => {
@@ -267,6 +279,38 @@ export class Engine {
       },
       changed: () => player.inputChanged(t),
     });
+  }
+
+  /**
+   * A connected track that nobody plays within unplayedTimeoutMs is dropped, with an `error` (`not-played`), so
+   * that such connections cannot hold maxTracks (and their buffers) for good.
+   */
+  #dropIfNotPlayed(t: Track): void {
+    const ms = this.#config.host.unplayedTimeoutMs;
+    if (ms === 0 || t.role !== 'connected') return;
+    const timer = this.#clock.setTimeout(() => {
+      this.#unplayed.delete(t);
+      const player = this.#player;
+      if (!player || t.role !== 'connected' || player.queue.get(t.id) !== t) return;
+      player.cancel(t.id);
+      this.#log.warn({ id: t.id }, `track "${t.id}" was not played within ${ms} ms of its decoder connecting: dropped`);
+      this.#out.send({
+        type: 'error',
+        code: 'not-played',
+        message: `not played within unplayedTimeoutMs (${ms} ms) of its decoder connecting: dropped`,
+        id: t.id,
+      });
+    }, ms);
+    this.#unplayed.set(t, timer);
+  }
+
+  /** `id` was played or cancelled: its not-played timer, if any, is done. */
+  #played(id: string): void {
+    const t = this.#player?.queue.get(id);
+    const timer = t && this.#unplayed.get(t);
+    if (!timer) return;
+    this.#clock.clearTimeout(timer);
+    this.#unplayed.delete(t);
   }
 
   #refused(code: RefusalCode, message: string, id: string | undefined): void {
@@ -316,11 +360,16 @@ export class Engine {
           answer(error('busy', why, { ...seq, id: cmd.id }));
           return;
         }
-        const refused = player.play(cmd.id, () => new Track(cmd.id, 'waiting', this.#config.host.bufferMs));
+        const refused = player.play(
+          cmd.id,
+          () => new Track(cmd.id, 'waiting', this.#config.host.bufferMs, this.#budget),
+        );
         if (refused) answer(error('busy', refused.busy, { ...seq, id: cmd.id }));
+        else this.#played(cmd.id);
         return;
       }
       case 'cancel':
+        this.#played(cmd.id);
         answer({ type: player.cancel(cmd.id), id: cmd.id, ...seq });
         return;
       case 'pause':
@@ -442,6 +491,7 @@ export class Engine {
       bufferMs: config.host.bufferMs,
     });
     if (config.host.volume !== old.host.volume) player.setVolume(config.host.volume);
+    this.#budget.setCap(config.host.maxBufferMB * MB);
     this.#out.send({ type: 'reloaded', ...seq });
     if (made) {
       this.#choice = made.choice;

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync, readdirSync, realpathSync, statSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, isAbsolute, join, resolve as resolvePath } from 'node:path';
+import { createRequire, isBuiltin } from 'node:module';
+import { dirname, isAbsolute, join, resolve as resolvePath, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import semver from 'semver';
 import {
@@ -35,22 +35,29 @@ function isPathSpec(spec: string): boolean {
   return spec.startsWith('./') || spec.startsWith('../') || spec === '.' || spec === '..' || isAbsolute(spec);
 }
 
-/** Find a package's entry module by name, looking from `fromDir` upwards (honours `exports` import/default). */
+/**
+ * Find a package's entry module by name in the `node_modules` directories from `fromDir` up to `/` — only there:
+ * not NODE_PATH, not Node's global folders, never a built-in module (which `require.resolve` would answer with its
+ * bare name). Node's resolver, run from the directory where the package was found, reads its `exports`.
+ */
 function resolvePackage(name: string, fromDir: string): string | undefined {
-  try {
-    return createRequire(join(fromDir, '__speakerd__.js')).resolve(name);
-  } catch {
-    // ESM-only packages may refuse require.resolve; look for the package.json by hand
-  }
-  let dir = fromDir;
-  for (;;) {
+  for (let dir = resolvePath(fromDir); ; dir = dirname(dir)) {
     const pkgDir = join(dir, 'node_modules', name);
-    if (existsSync(join(pkgDir, 'package.json'))) return entryOfPackageDir(pkgDir);
-    const up = dirname(dir);
-    if (up === dir) return undefined;
-    dir = up;
+    if (existsSync(join(pkgDir, 'package.json'))) {
+      try {
+        const file = createRequire(join(dir, '__speakerd__.js')).resolve(name);
+        if (isAbsolute(file) && realpathSync(file).startsWith(realpathSync(pkgDir) + sep)) return file;
+      } catch {
+        // ESM-only packages may refuse require.resolve: read the package.json by hand
+      }
+      return entryOfPackageDir(pkgDir);
+    }
+    if (dirname(dir) === dir) return undefined;
   }
 }
+
+/** An npm package name (`name`, `@scope/name`), which is all a non-path plugin specifier may be. */
+const PACKAGE_NAME_RE = /^(?:@[a-z0-9][a-z0-9._~-]*\/)?[a-z0-9][a-z0-9._~-]*$|^@[a-z0-9][a-z0-9._~-]*$/;
 
 function entryOfPackageDir(pkgDir: string): string | undefined {
   const pkg = JSON.parse(readFileSync(join(pkgDir, 'package.json'), 'utf8')) as {
@@ -213,6 +220,22 @@ function resolveSpec(spec: string, configDir: string): { file: string; origin: L
       );
     return { file, origin: 'builtin' };
   }
+  // before anything is resolved or imported: a plugin is a package name or an explicit path, never a built-in
+  // module of Node's and never a bare file name (which would be looked for in the working directory)
+  if (isBuiltin(spec))
+    throw new SpeakerdError(
+      ErrorCodes.PLUGIN_NOT_FOUND,
+      `"${spec}" is a Node.js built-in module, not a plugin: name a plugin package (speakerd-plugin-<name>) or a ` +
+        'path (./my-plugin.js)',
+      { plugin: spec },
+    );
+  if (!isPathSpec(spec) && !PACKAGE_NAME_RE.test(spec))
+    throw new SpeakerdError(
+      ErrorCodes.PLUGIN_NOT_FOUND,
+      `"${spec}" is neither a package name nor a path: start a path with ./, ../ or / (relative paths are relative ` +
+        "to the config file's directory)",
+      { plugin: spec },
+    );
   if (isPathSpec(spec)) {
     const abs = resolvePath(configDir, spec);
     if (!existsSync(abs))

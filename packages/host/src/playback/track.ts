@@ -1,5 +1,6 @@
 import { bytesPerFrame, sameFormat, type SampleFormat } from '@speakerd/plugin-sdk';
 import { createConverter, type Converter } from '../convert/index.js';
+import type { BufferBudget } from './budget.js';
 
 /** How a track stands, as `status` reports it; `finished` tracks are no longer reported. */
 export type TrackRole = 'connected' | 'waiting' | 'current' | 'next' | 'finished';
@@ -17,7 +18,7 @@ export interface TrackInput {
  * copied until conversion, and not even then when the track already is in the output format.
  */
 export class Track {
-  role: TrackRole;
+  #role: TrackRole;
   /** The decoder's format; undefined until its header (or WAV fmt chunk) has been read. */
   input: SampleFormat | undefined;
   connection: TrackInput | undefined;
@@ -60,13 +61,29 @@ export class Track {
   #pending: Uint8Array[] = [];
   #pendingBytes = 0;
   #paused = false;
+  /** Bytes last reported to the budget. */
+  #counted = 0;
+  /** Waiting for the budget to have room (held back by it, not by bufferMs). */
+  #heldByBudget = false;
 
   constructor(
     readonly id: string,
     role: TrackRole,
     private readonly bufferMs: number,
+    /** The budget across tracks (maxBufferMB); without one, only bufferMs bounds the track. */
+    private readonly budget?: BufferBudget,
   ) {
-    this.role = role;
+    this.#role = role;
+  }
+
+  get role(): TrackRole {
+    return this.#role;
+  }
+
+  /** A new role; a track promoted to current or next is no longer held back by the budget. */
+  set role(role: TrackRole) {
+    this.#role = role;
+    this.#flowControl();
   }
 
   /** A decoder connection is accepted for this track (its format may follow later, from a WAV header). */
@@ -146,6 +163,7 @@ export class Track {
     this.#pendingBytes = 0;
     this.#carry = undefined;
     this.#converterEnded = true;
+    this.#flowControl();
   }
 
   /** Fix the output format; called when the track is about to start (a reload may change it before then). */
@@ -170,6 +188,7 @@ export class Track {
     this.#pendingBytes = 0;
     this.#output = undefined;
     this.setOutput(format);
+    this.#flowControl();
     return dropped;
   }
 
@@ -203,11 +222,13 @@ export class Track {
     if (first.length <= want) {
       this.#pending.shift();
       this.#pendingBytes -= first.length;
+      this.#flowControl();
       return first;
     }
     const out = first.subarray(0, want);
     this.#pending[0] = first.subarray(want);
     this.#pendingBytes -= want;
+    this.#flowControl();
     return out;
   }
 
@@ -216,6 +237,7 @@ export class Track {
     if (bytes.length === 0) return;
     this.#pending.unshift(bytes);
     this.#pendingBytes += bytes.length;
+    this.#flowControl();
   }
 
   #pushPending(bytes: Uint8Array): void {
@@ -247,18 +269,44 @@ export class Track {
 
   /**
    * Stop reading the decoder at `bufferMs`; start again only once a quarter of it (at most a second) has been
-   * played, so a full buffer costs one pause/resume per second rather than one per socket read.
+   * played, so a full buffer costs one pause/resume per second rather than one per socket read. A track that waits
+   * to play (not current, not next) also stops while the budget across tracks is full, and reads again when it
+   * has room. Every call first reports what the track holds now to the budget.
    */
   #flowControl(): void {
+    const held = this.#inputBytes + this.#pendingBytes;
+    if (held !== this.#counted) {
+      const delta = held - this.#counted;
+      this.#counted = held; // first: the budget may call back into this track
+      this.budget?.change(delta);
+    }
     const conn = this.connection;
-    if (!conn || !this.input) return;
+    if (!conn || !this.input) {
+      if (this.#heldByBudget) this.budget!.unwait(this.#onRoom);
+      this.#heldByBudget = false;
+      return;
+    }
     const ms = this.bufferedSeconds() * 1000;
-    if (!this.#paused && ms >= this.bufferMs) {
+    const waits = this.#role === 'connected' || this.#role === 'waiting';
+    const budgetFull = waits && !!this.budget?.full;
+    if (!this.#paused && (ms >= this.bufferMs || budgetFull)) {
       this.#paused = true;
       conn.pause();
-    } else if (this.#paused && ms < this.bufferMs - Math.min(1000, this.bufferMs / 4)) {
+    } else if (
+      this.#paused &&
+      ms < this.bufferMs - Math.min(1000, this.bufferMs / 4) &&
+      (!waits || !this.budget || this.budget.roomy)
+    ) {
       this.#paused = false;
       conn.resume();
     }
+    const held2 = this.#paused && waits && !!this.budget && !this.budget.roomy;
+    if (held2 !== this.#heldByBudget) {
+      this.#heldByBudget = held2;
+      if (held2) this.budget!.wait(this.#onRoom);
+      else this.budget!.unwait(this.#onRoom);
+    }
   }
+
+  #onRoom = (): void => this.#flowControl();
 }
