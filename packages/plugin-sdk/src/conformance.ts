@@ -745,7 +745,9 @@ export async function checkRule(
   }
   const sessions: Session[] = [];
   const dirs: string[] = [];
+  let over = false; // the rule has ended (or timed out): a body still running must not make more
   const open = async (): Promise<Session> => {
+    if (over) throw new RuleFailure(rule, 'the rule had already ended');
     const dir = mkdtempSync(join(tmpdir(), 'speakerd-conformance-'));
     dirs.push(dir);
     const virtual = opts.clock ? opts.clock === 'virtual' : pacingOf(plugin, opts, dir) === 'clock';
@@ -777,6 +779,7 @@ export async function checkRule(
     const message = err instanceof RuleFailure ? err.message : `${rule}: ${errorText(err)}`;
     return { rule, status: 'fail', message };
   } finally {
+    over = true;
     clearTimeout(timer);
     await Promise.all(sessions.map((s) => s.dispose()));
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
