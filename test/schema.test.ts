@@ -21,6 +21,8 @@ const DOCUMENTED_HOST_KEYS = [
   'socket',
   'format',
   'bufferMs',
+  'maxBufferMB',
+  'unplayedTimeoutMs',
   'earlyFinishMs',
   'reportIntervalMs',
   'headerTimeoutMs',
