@@ -49,6 +49,8 @@ export const EARLY_MS = 1;
 export const RECOVER_MS = 3000;
 /** Retry interval for a destination that could not be set up (no route yet, DNS down). */
 export const RETRY_MS = 5000;
+/** RTCP/SAP send failures are logged at most once per this interval, with a count. */
+export const CONTROL_LOG_MS = 60_000;
 
 const PLUGIN = 'rtp';
 /** The host is asked to top up the queue once this many packets' worth of room is free (fewer host fills). */
@@ -204,6 +206,8 @@ export class RtpBackend implements Backend {
   #state: BackendState = 'ok';
   #lastErrorMs = -Infinity;
   readonly #errorLog: RateLimitedLog;
+  /** RTCP and SAP send failures: one line a minute, with the count since the last one. */
+  readonly #controlLog: RateLimitedLog;
 
   constructor(
     @inject(TOKENS.Options) private readonly opts: RtpOptions,
@@ -220,6 +224,7 @@ export class RtpBackend implements Backend {
     this.#tsBase = r.readUInt32BE(6);
     this.#sessionId = Math.floor(clock.wallNow() / 1000) + NTP_OFFSET_S;
     this.#errorLog = new RateLimitedLog(() => this.clock.now(), 5, 10_000);
+    this.#controlLog = new RateLimitedLog(() => this.clock.now(), 1, CONTROL_LOG_MS);
     let cname = opts.cname ?? `speakerd@${safeHostname()}`;
     while (Buffer.byteLength(cname) > MAX_CNAME) cname = cname.slice(0, -1);
     this.#cname = Buffer.from(cname);
@@ -242,6 +247,7 @@ export class RtpBackend implements Backend {
       loop: opts.loop,
       interface: opts.interface,
       onError: (err, dest) => this.#sendFailed(err, dest),
+      onControlError: (err, dest, what) => this.#controlFailed(err, dest, what),
     });
     this.commands = {
       'add-recipient': (m) => this.#addRecipient(m),
@@ -819,6 +825,23 @@ export class RtpBackend implements Backend {
   }
 
   // =================================================================== errors
+
+  /**
+   * An RTCP report or a SAP announcement was not sent. Logged (once a minute, with a count), never a change of
+   * `backendState`: the audio goes out on the RTP sockets, whose errors alone say whether the output works.
+   */
+  #controlFailed(err: Error, dest: Destination, what: 'rtcp' | 'sap'): void {
+    if (this.#closed) return;
+    const { log, suppressed } = this.#controlLog.shouldLog();
+    if (!log) return;
+    const where = `${dest.address}:${dest.port}`;
+    this.log.warn(
+      { code: (err as NodeJS.ErrnoException).code, to: where, what, ...(suppressed > 0 ? { suppressed } : {}) },
+      `${what === 'rtcp' ? 'RTCP' : 'SAP'} to ${where} failed (${errorText(err)}); ` +
+        `the report is dropped, the audio is not affected` +
+        (suppressed > 0 ? ` (${suppressed} more RTCP/SAP failures in the last minute)` : ''),
+    );
+  }
 
   #sendFailed(err: Error, dest: Destination | undefined, to?: string, count = 1): void {
     const e = err as NodeJS.ErrnoException & { address?: string; port?: number };

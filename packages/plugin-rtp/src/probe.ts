@@ -77,6 +77,7 @@ export async function probeRtp(
     loop: opts.loop,
     interface: opts.interface,
     onError: () => {},
+    onControlError: () => {},
   });
   // "request": a socket of the family the recipients will probably use, connected to nothing in particular
   const target = opts.mode === 'request' ? { address: '127.0.0.1', port: opts.port } : { address, port: opts.port };

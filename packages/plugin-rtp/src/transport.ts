@@ -38,8 +38,16 @@ export interface UdpTransportOptions {
   ttl: number;
   loop: boolean;
   interface: string | undefined;
-  /** A send or socket error (ECONNREFUSED, ENETUNREACH, ENOBUFS, EHOSTUNREACH…): the datagram is lost. */
+  /**
+   * An RTP send or socket error (ECONNREFUSED, ENETUNREACH, ENOBUFS, EHOSTUNREACH…): the datagram is lost. Only
+   * these say anything about the output.
+   */
   onError: (err: Error, dest: Destination) => void;
+  /**
+   * An RTCP (port + 1) or SAP send or socket error: the report is lost, the audio is not (a receiver that listens
+   * on the RTP port only answers RTCP with ICMP port unreachable).
+   */
+  onControlError: (err: Error, dest: Destination, what: 'rtcp' | 'sap') => void;
 }
 
 export type TransportFactory = (opts: UdpTransportOptions) => Transport;
@@ -126,7 +134,7 @@ export class UdpTransport implements Transport {
         (p) =>
           new Promise<void>((resolve) =>
             p.rtcp.send(packet, (err) => {
-              if (err) this.opts.onError(err, { address: p.dest.address, port: p.dest.port + 1 });
+              if (err) this.opts.onControlError(err, { address: p.dest.address, port: p.dest.port + 1 }, 'rtcp');
               resolve();
             }),
           ),
@@ -140,12 +148,12 @@ export class UdpTransport implements Transport {
       if (this.#spare) closeQuietly(this.#spare);
       this.#spare = await this.#open(family, classify(dest.address));
       this.#spareFamily = family;
-      this.#spare.on('error', (err) => this.opts.onError(err, dest));
+      this.#spare.on('error', (err) => this.opts.onControlError(err, dest, 'sap'));
     }
     const s = this.#spare;
     await new Promise<void>((resolve) =>
       s.send(packet, dest.port, dest.address, (err) => {
-        if (err) this.opts.onError(err, dest);
+        if (err) this.opts.onControlError(err, dest, 'sap');
         resolve();
       }),
     );
@@ -168,7 +176,7 @@ export class UdpTransport implements Transport {
       throw err;
     }
     rtp.on('error', (err) => this.opts.onError(err, d));
-    rtcp.on('error', (err) => this.opts.onError(err, { address, port: d.port + 1 }));
+    rtcp.on('error', (err) => this.opts.onControlError(err, { address, port: d.port + 1 }, 'rtcp'));
     if (this.#closed) {
       rtp.close();
       rtcp.close();
