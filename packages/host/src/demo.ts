@@ -1,6 +1,7 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { writeFileAtomic } from '@speakerd/plugin-sdk';
 import { runPlay, type PlayOptions } from './play.js';
 
 /** The demo's tracks: a chord each (Hz), 2.5 s, 44.1 kHz 16-bit stereo — played back to back, gapless. */
@@ -63,7 +64,7 @@ export async function runDemo(opts: PlayOptions): Promise<number> {
   try {
     const files = DEMO_TRACKS.map(({ name, tones }) => {
       const file = join(dir, name);
-      writeFileSync(file, demoWav(tones));
+      writeFileAtomic(file, demoWav(tones));
       return file;
     });
     process.stderr.write(

@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import { renameSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { isIP, isIPv6 } from 'node:net';
 import { resolve as resolvePath } from 'node:path';
@@ -23,6 +22,7 @@ import {
   type PluginContext,
   type SampleFormat,
   type TimerHandle,
+  writeFileAtomic,
 } from '@speakerd/plugin-sdk';
 import type { RtpOptions } from './options.js';
 import { RTP_HEADER, framesPerPacket, payloadFor, writeRtpHeader, type Payload } from './payload.js';
@@ -902,10 +902,9 @@ export class RtpBackend implements Backend {
     });
     if (!this.opts.sdp) return;
     const file = resolvePath(this.context.configDir, this.opts.sdp);
-    const tmp = `${file}.${process.pid}.tmp`;
     try {
-      writeFileSync(tmp, this.#sdp);
-      renameSync(tmp, file);
+      // a new file with a random name, created exclusively (never through a symlink), renamed into place
+      writeFileAtomic(file, this.#sdp);
     } catch (err) {
       throw new SpeakerdError(ErrorCodes.CONFIG, `rtp.sdp: cannot write ${file}: ${errorText(err)}`, {
         plugin: PLUGIN,

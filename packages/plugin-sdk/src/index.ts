@@ -18,6 +18,7 @@ export * from './pacer.js';
 export * from './tokens.js';
 export * from './plugin.js';
 export * from './services.js';
+export * from './files.js';
 export { SDK_VERSION } from './version.js';
 export { sdkCopies } from './copies.js';
 import { registerSdkCopy } from './copies.js';
