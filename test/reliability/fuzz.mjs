@@ -818,7 +818,7 @@ function violation(kind, detail) {
   const idRuleOnly = detail.rule === 'id-wellformed' || detail.rule === 'utf8';
   if (idRuleOnly) stats.idRuleViolations++;
   else stats.violations++;
-  if (problems.length < 40) problems.push({ kind, ...detail });
+  if (idRuleOnly ? stats.idRuleViolations <= 8 : stats.violations <= 40) problems.push({ kind, ...detail });
 }
 const crashes = [];
 const hangs = [];
@@ -1019,6 +1019,7 @@ let crashWork = Promise.resolve();
 let restarting;
 
 function onCrash(d, r) {
+  if (shuttingDown) return;
   stats.crashes++;
   const signature = crashSignature(r.stderr);
   const lines = batches.flatMap((b) => b.lines.map((l) => l.bytes));
@@ -1048,6 +1049,7 @@ function onCrash(d, r) {
 }
 
 async function onHang(what, lines, headers) {
+  if (shuttingDown) return;
   stats.hangs++;
   const h = { what, lines: lines.length, headers: headers.length, stderr: daemon.stderr.slice(-3000) };
   hangs.push(h);
@@ -1228,6 +1230,8 @@ async function controlWriter() {
 // --------------------------------------------------------------------- the decoders
 
 let headersDone = false;
+let shuttingDown = false;
+const pendingAfter = new Set();
 
 async function headerWorker(next) {
   for (;;) {
@@ -1287,7 +1291,9 @@ function runHeader(plan, ep) {
         return finish();
       }
       if (buf.length > nl + 1 && !answer.ok) violation('bytes after a refusal', { kind: plan.kind });
-      void afterAnswer(s, plan, answer, ep).then(finish);
+      const after = afterAnswer(s, plan, answer, ep).then(finish);
+      pendingAfter.add(after);
+      void after.then(() => pendingAfter.delete(after));
     });
     s.once('connect', async () => {
       if (plan.destroy) {
@@ -1300,7 +1306,7 @@ function runHeader(plan, ep) {
         s.write(p);
         if (plan.pieces.length > 1) await new Promise((r) => setImmediate(r));
       }
-      if (plan.end && !answer && !finished) s.end();
+      if (plan.end && !answer && !finished && !plan.expect?.ok) s.end();
     });
   });
 }
@@ -1331,7 +1337,7 @@ async function afterAnswer(s, plan, answer, ep) {
       rule: want.rule,
     });
     // it is a track now: cancel it so that it does not stay
-    if (want.rule) acceptedIds.add(`?${plan.i}`);
+    if (!plan.bytes.includes('"wav"')) expectedArrived++;
   }
   const id = want.ok ? want.id : undefined;
   if (id === undefined) return;
@@ -1437,6 +1443,7 @@ async function main() {
     const next = () => (h < opt.headers ? h++ : undefined);
     const writer = controlWriter();
     await Promise.all(Array.from({ length: opt.concurrency }, () => headerWorker(next)));
+    await Promise.all([...pendingAfter]);
     headersDone = true;
     wakeWriter();
     await writer;
@@ -1458,9 +1465,11 @@ async function main() {
     if (stats.crashes === 0 && stats.hangs === 0) {
       if (refusalEvents !== stats.headersRefused && Math.abs(refusalEvents - stats.headersRefused) > countDestroys())
         violation('refusal events', { events: refusalEvents, refusals: stats.headersRefused });
-      if (arrivedCount !== expectedArrived)
+      // (where headers the model refuses were accepted, which of them arrive is not modelled)
+      if (stats.idRuleViolations === 0 && arrivedCount !== expectedArrived)
         violation('arrived events', { got: arrivedCount, expected: expectedArrived });
     }
+    shuttingDown = true;
     await daemon.stop();
     const sorted = [...latencies].sort((a, b) => a - b);
     const summary = {
