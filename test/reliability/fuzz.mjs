@@ -1092,15 +1092,43 @@ async function culprit(report, lines, headers, kind) {
 let keepDir = false;
 
 async function findCulprit(lines, headers) {
-  for (const bytes of lines) {
-    const r = await replayOne('line', bytes);
-    if (r.died || r.hung) return { kind: 'line', bytes, ...r };
+  // the lines on one fresh speakerd, each followed by a status: the first after which it dies or hangs
+  if (lines.length) {
+    const found = await replayLines(lines);
+    if (found) return found;
   }
   for (const p of headers) {
     const r = await replayOne('header', p.bytes, p.end);
     if (r.died || r.hung) return { kind: 'header', bytes: p.bytes, ...r };
   }
   return undefined;
+}
+
+async function replayLines(lines) {
+  const sub = mkdtempSync(join(tmpdir(), 'speakerd-fuzz-replay-'));
+  const cfg = join(sub, 'speakerrc.json');
+  writeFileSync(
+    cfg,
+    JSON.stringify({ backend: 'command', command: { run: 'cat > /dev/null' }, socket: join(sub, 'run', 'd.sock') }),
+  );
+  let waiting = () => {};
+  const d = new Daemon(cfg, { cwd: sub, logLevel: 'error', onEvent: (e) => e.seq === -424242 && waiting() });
+  try {
+    await d.ready;
+    for (const bytes of lines) {
+      const got = new Promise((r) => (waiting = r));
+      await d.write(Buffer.concat([bytes, Buffer.from('\n{"type":"status","seq":-424242}\n')]));
+      const r = await Promise.race([got.then(() => 'ok'), d.exit.then(() => 'died'), sleep(10_000).then(() => 'hung')]);
+      if (r !== 'ok')
+        return { kind: 'line', bytes, died: r === 'died', hung: r === 'hung', stderr: d.stderr.slice(-2000) };
+    }
+    return undefined;
+  } catch {
+    return undefined;
+  } finally {
+    await d.kill();
+    rmSync(sub, { recursive: true, force: true });
+  }
 }
 
 /** One line (and a status) or one header on a fresh speakerd: did it die or hang? */
