@@ -12,7 +12,7 @@
 //     `finished` of the one before; speakerd's fd count and RSS sampled every --sample-s. Checked: frames in ==
 //     frames out (the counter skips silence and checks the ramp's continuity), fds and RSS flat.
 //
-//   node test/reliability/soak.mjs [--hours 12] [--minutes 10] [--virtual-only] [--real-only] [--json]
+//   node test/reliability/soak.mjs [--hours 12] [--minutes 10] [--max-track-s 40] [--virtual-only] [--real-only] [--json]
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire, syncBuiltinESMExports } from 'node:module';
 import { connect } from 'node:net';
@@ -25,6 +25,7 @@ const opt = flags(process.argv.slice(2), {
   minutes: Number(process.env.SOAK_MINUTES ?? 10),
   seed: Number(process.env.SOAK_SEED ?? Math.floor(Math.random() * 2 ** 31)),
   sampleS: 5,
+  maxTrackS: 40,
   virtualOnly: false,
   realOnly: false,
   json: false,
@@ -261,7 +262,8 @@ async function realSoak() {
     /** A decoder for a new track: connects, then delivers it at ~1.5x real time in chunks. */
     const decoder = () => {
       const id = `s-${n++}`;
-      const frames = R.pick([R.int(1, 2000), R.int(2000, rate), R.int(rate, 10 * rate), R.int(10 * rate, 40 * rate)]);
+      const top = Math.max(2, opt.maxTrackS) * rate;
+      const frames = R.pick([R.int(1, 2000), R.int(2000, rate), R.int(rate, top / 4), R.int(top / 4, top)]);
       const b = Buffer.alloc(frames * bpf);
       for (let i = 0; i < frames; i++) {
         b.writeInt16LE(ramp, i * 4);
