@@ -1372,8 +1372,20 @@ async function afterAnswer(s, plan, answer, ep) {
     // it is a track now: cancel it so that it does not stay
     if (!plan.bytes.includes('"wav"')) expectedArrived++;
   }
-  const id = want.ok ? want.id : undefined;
-  if (id === undefined) return;
+  let id = want.ok ? want.id : undefined;
+  if (id === undefined) {
+    // accepted against the model: cancel it too (its id as speakerd decoded it), so that it does not stay
+    try {
+      id = JSON.parse(plan.bytes.subarray(0, plan.bytes.indexOf(0x0a)).toString('utf8')).id;
+    } catch {
+      return;
+    }
+    if (typeof id !== 'string') return;
+    s.end();
+    pendingCancels.push(id);
+    wakeWriter();
+    return;
+  }
   acceptedIds.add(id);
   if (plan.kind === 'dup') {
     const again = await new Promise((resolve) => {
