@@ -1,7 +1,6 @@
 // The JSON Schema of speakerrc (packages/host/speakerrc.schema.json, `speakerd schema`): made from the zod schemas
 // speakerd validates with, kept in sync with them, and agreeing with speakerd on what is valid, checked by a real
 // JSON Schema validator (ajv) next to `speakerd check-config`.
-import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Ajv, type ValidateFunction } from 'ajv';
@@ -9,7 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { z } from '@speakerd/plugin-sdk';
 import { HOST_KEYS } from '../packages/host/src/config-schema.js';
 import { JSON_SCHEMA_DRAFT, buildConfigSchema, toJsonSchema } from '../packages/host/src/schema.js';
-import { REPO, hasStackTrace, runSpeakerd, tempDir, type RunResult } from './helpers/cli.js';
+import { REPO, hasStackTrace, runNode, runSpeakerd, tempDir, type RunResult } from './helpers/cli.js';
 
 const SCHEMA_FILE = join(REPO, 'packages/host/speakerrc.schema.json');
 const BUILTINS = ['alsa', 'command', 'rtp'];
@@ -60,19 +59,6 @@ function protocolExample(): Record<string, unknown> {
   const block = /```jsonc\n([\s\S]*?)\n```/.exec(section)?.[1];
   if (block === undefined) throw new Error('no jsonc block in section 4 of docs/PROTOCOL.md');
   return JSON.parse(block.replace(/\s+\/\/.*$/gm, '')) as Record<string, unknown>;
-}
-
-/** Run a node script of this tree to completion. */
-function runNode(args: string[]): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
 }
 
 async function schemaOf(cwd: string, extra: string[] = []): Promise<Schema> {

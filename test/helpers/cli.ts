@@ -19,13 +19,18 @@ export interface RunResult {
   stderr: string;
 }
 
-/** Run the built `speakerd` binary to completion, as a person or a script would. */
-export function runSpeakerd(
-  args: string[],
-  options: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number; bin?: string } = {},
-): Promise<RunResult> {
+export interface RunOptions {
+  cwd?: string;
+  env?: NodeJS.ProcessEnv;
+  input?: string;
+  timeoutMs?: number;
+}
+
+/** Run `node ARGS…` (a script of this tree) to completion; killed and rejected after `timeoutMs` (20 s). */
+export function runNode(args: string[], options: RunOptions = {}): Promise<RunResult> {
+  const timeoutMs = options.timeoutMs ?? 20000;
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [options.bin ?? SPEAKERD, ...args], {
+    const child = spawn(process.execPath, args, {
       cwd: options.cwd ?? REPO,
       env: { ...process.env, ...options.env },
       stdio: ['pipe', 'pipe', 'pipe'],
@@ -36,8 +41,8 @@ export function runSpeakerd(
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`speakerd ${args.join(' ')} did not exit within ${options.timeoutMs ?? 20000} ms\n${stderr}`));
-    }, options.timeoutMs ?? 20000);
+      reject(new Error(`node ${args.join(' ')} did not exit within ${timeoutMs} ms\n${stderr}`));
+    }, timeoutMs);
     child.on('error', reject);
     child.on('close', (code) => {
       clearTimeout(timer);
@@ -45,6 +50,11 @@ export function runSpeakerd(
     });
     child.stdin.end(options.input ?? '');
   });
+}
+
+/** Run the built `speakerd` binary to completion, as a person or a script would. */
+export function runSpeakerd(args: string[], options: RunOptions & { bin?: string } = {}): Promise<RunResult> {
+  return runNode([options.bin ?? SPEAKERD, ...args], options);
 }
 
 /** A temporary directory removed by the returned function. */
