@@ -69,6 +69,12 @@ function idRule(v) {
  */
 function expectLine(bytes) {
   if (bytes.length > MAX_LINE) return { unseq: 'error', min: 1, max: 1 };
+  // not valid UTF-8: bad-json without a seq (PROTOCOL.md section 2), whatever the text would decode to
+  try {
+    utf8.decode(bytes);
+  } catch {
+    return { unseq: 'error', min: 1, max: 1 };
+  }
   let text = bytes.toString('utf8');
   if (text.endsWith('\r')) text = text.slice(0, -1);
   if (text.trim() === '') return { none: true };

@@ -1,6 +1,7 @@
 import type { Readable, Writable } from 'node:stream';
 import type { DependencyContainer } from 'tsyringe';
 import {
+  describeValue,
   formatToString,
   isSpeakerdError,
   type Clock,
@@ -252,7 +253,7 @@ export class Engine {
     const queue = this.#player!.queue;
     const existing = queue.get(id);
     if (existing && existing.attached)
-      return { ok: false, code: 'duplicate-id', message: `a decoder for ${JSON.stringify(id)} is already connected` };
+      return { ok: false, code: 'duplicate-id', message: `a decoder for ${describeValue(id)} is already connected` };
     if (!existing && queue.size >= this.#config.host.maxTracks)
       return {
         ok: false,

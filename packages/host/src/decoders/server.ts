@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { chmodSync, lstatSync, mkdirSync, statSync, unlinkSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
@@ -9,11 +10,13 @@ import {
   MAX_RATE,
   MIN_CHANNELS,
   MIN_RATE,
+  describeValue,
   isEncoding,
   type Clock,
   type Logger,
   type SampleFormat,
 } from '@speakerd/plugin-sdk';
+import { guardMessage } from '../protocol/control.js';
 import { idProblem } from '../protocol/ids.js';
 
 /** Longest header line, not counting the newline (PROTOCOL.md section 3). */
@@ -53,7 +56,7 @@ export function validateHeader(value: unknown): Header | string {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'the header must be a JSON object';
   const h = value as Record<string, unknown>;
   for (const key of Object.keys(h))
-    if (!['id', 'encoding', 'rate', 'channels'].includes(key)) return `unknown header field ${JSON.stringify(key)}`;
+    if (!['id', 'encoding', 'rate', 'channels'].includes(key)) return `unknown header field ${describeValue(key)}`;
   const idWhy = idProblem(h.id);
   if (idWhy) return idWhy;
   const id = h.id as string;
@@ -63,12 +66,12 @@ export function validateHeader(value: unknown): Header | string {
     return { id, format: 'wav' };
   }
   if (!isEncoding(h.encoding))
-    return `encoding must be one of ${ENCODINGS.join(', ')} or wav, got ${JSON.stringify(h.encoding ?? null)}`;
+    return `encoding must be one of ${ENCODINGS.join(', ')} or wav, got ${describeValue(h.encoding ?? null)}`;
   const { rate, channels } = h;
   if (typeof rate !== 'number' || !Number.isInteger(rate) || rate < MIN_RATE || rate > MAX_RATE)
-    return `rate must be an integer ${MIN_RATE}..${MAX_RATE}, got ${JSON.stringify(rate ?? null)}`;
+    return `rate must be an integer ${MIN_RATE}..${MAX_RATE}, got ${describeValue(rate ?? null)}`;
   if (typeof channels !== 'number' || !Number.isInteger(channels) || channels < MIN_CHANNELS || channels > MAX_CHANNELS)
-    return `channels must be an integer ${MIN_CHANNELS}..${MAX_CHANNELS}, got ${JSON.stringify(channels ?? null)}`;
+    return `channels must be an integer ${MIN_CHANNELS}..${MAX_CHANNELS}, got ${describeValue(channels ?? null)}`;
   return { id, format: { encoding: h.encoding, rate, channels } };
 }
 
@@ -181,7 +184,7 @@ export class DecoderServer {
 
     const onEnd = () =>
       refuse('bad-header', size === 0 ? 'connection closed before a header' : 'connection closed inside the header');
-    const onData = (chunk: Buffer) => {
+    const handle = (chunk: Buffer) => {
       parts.push(chunk);
       size += chunk.length;
       const buf = parts.length === 1 ? parts[0]! : Buffer.concat(parts, size);
@@ -192,6 +195,11 @@ export class DecoderServer {
         return;
       }
       if (nl > MAX_HEADER_BYTES) return refuse('bad-header', `header line longer than ${MAX_HEADER_BYTES} bytes`);
+      if (!isUtf8(buf.subarray(0, nl)))
+        return refuse(
+          'bad-header',
+          'header is not valid UTF-8 (an id must be matched byte for byte by the music server)',
+        );
       let value: unknown;
       try {
         value = JSON.parse(buf.toString('utf8', 0, nl));
@@ -215,6 +223,14 @@ export class DecoderServer {
         socket,
         initial: Buffer.from(buf.subarray(nl + 1)),
       });
+    };
+    const onData = (chunk: Buffer) => {
+      try {
+        handle(chunk);
+      } catch (err) {
+        // the guard: whatever a header holds, nothing it causes escapes the connection's handler
+        refuse('bad-header', `the header could not be handled: ${guardMessage(err)}`);
+      }
     };
     socket.on('data', onData);
     socket.on('end', onEnd);

@@ -1,22 +1,15 @@
+import { isUtf8 } from 'node:buffer';
 import type { Readable, Writable } from 'node:stream';
+import type { KnownErrorCode } from '../client/protocol-types.js';
+import { describeValue } from '@speakerd/plugin-sdk';
 import { idProblem } from './ids.js';
 import { LineSplitter } from './lines.js';
 
 /** Longest control line, not counting the newline (PROTOCOL.md section 2). */
 export const MAX_LINE_BYTES = 65536;
 
-export type ErrorCode =
-  | 'bad-json'
-  | 'bad-command'
-  | 'unknown-command'
-  | 'busy'
-  | 'line-too-long'
-  | 'bad-header'
-  | 'header-timeout'
-  | 'duplicate-id'
-  | 'too-many-tracks'
-  | 'config'
-  | 'backend';
+/** The codes of `error` events: the protocol's list, shared with the client library. */
+export type ErrorCode = KnownErrorCode;
 
 export type Command =
   | { type: 'play'; id: string; seq?: number }
@@ -44,7 +37,7 @@ export function parseCommand(line: string, isPluginCommand: (type: string) => bo
   let seq: number | undefined;
   if (o.seq !== undefined) {
     if (typeof o.seq !== 'number' || !Number.isSafeInteger(o.seq))
-      return { ok: false, code: 'bad-command', message: `seq must be an integer, got ${JSON.stringify(o.seq)}` };
+      return { ok: false, code: 'bad-command', message: `seq must be an integer, got ${describeValue(o.seq)}` };
     seq = o.seq;
   }
   const withSeq = <T extends object>(x: T) => (seq === undefined ? x : { ...x, seq });
@@ -57,7 +50,7 @@ export function parseCommand(line: string, isPluginCommand: (type: string) => bo
     return withSeq({
       ok: false as const,
       code: 'unknown-command' as const,
-      message: `unknown command ${JSON.stringify(type)}`,
+      message: `unknown command ${describeValue(type)}`,
     });
   }
   switch (type) {
@@ -73,7 +66,7 @@ export function parseCommand(line: string, isPluginCommand: (type: string) => bo
         return withSeq({
           ok: false as const,
           code: 'bad-command' as const,
-          message: `volume: expected a number 0..100, got ${JSON.stringify(v ?? null)}`,
+          message: `volume: expected a number 0..100, got ${describeValue(v ?? null)}`,
         });
       return { ok: true, command: withSeq({ type: 'volume' as const, volume: v }) };
     }
@@ -100,9 +93,22 @@ export class ControlChannel {
     const splitter = new LineSplitter(
       MAX_LINE_BYTES,
       (line) => {
+        if (!isUtf8(line)) {
+          this.send({ type: 'error', code: 'bad-json', message: 'not JSON: the line is not valid UTF-8' });
+          return;
+        }
         const text = line.toString('utf8').replace(/\r$/, '');
         if (text.trim() === '') return;
-        this.onLine(text);
+        try {
+          this.onLine(text);
+        } catch (err) {
+          // the guard: whatever a line holds, nothing it causes escapes the line handler
+          this.send({
+            type: 'error',
+            code: 'bad-command',
+            message: `the command could not be handled: ${guardMessage(err)}`,
+          });
+        }
       },
       () => this.send({ type: 'error', code: 'line-too-long', message: `line longer than ${MAX_LINE_BYTES} bytes` }),
     );
@@ -126,4 +132,10 @@ export class ControlChannel {
     this.#closed = true;
     this.input.pause();
   }
+}
+
+/** A thrown value's message, bounded (a message built from hostile input must not be the next problem). */
+export function guardMessage(err: unknown): string {
+  const m = err instanceof Error ? err.message : describeValue(err);
+  return m.length > 200 ? `${m.slice(0, 200)}…` : m;
 }
