@@ -13,5 +13,12 @@ if (haveAlsa())
     // a device that is absent or busy is not an error (it may come later: reported "lost", retried), but one
     // that cannot play the format is: the test PCM that runs at 48 kHz only, asked for 44.1 kHz
     failingOptions: (dir: string) => ({ device: `speakerd_capture48:${join(dir, 'refused.raw')}` }),
+    // the test PCM writes over libasound's null device, which does not pace: the writer thread drains the queue
+    // as fast as the CPU allows, so how much the backend holds, and when it has room again, depend only on the
+    // machine's speed (these passed or failed by load); test/alsa.test.ts plays through it end to end instead
+    skip: {
+      'back-pressure': 'the test PCM (file over null) does not pace: the queue drains as fast as the CPU allows',
+      wake: 'the test PCM (file over null) does not pace: the queue drains as fast as the CPU allows',
+    },
   });
 else it.skip('alsa backend conformance (ALSA is not available here)', () => {});
