@@ -1,3 +1,4 @@
+import { onTestFinished } from 'vitest';
 import plugin from '../src/index.js';
 import { RtpBackend } from '../src/backend.js';
 import type { Destination, SendDone, Transport, TransportFactory } from '../src/transport.js';
@@ -74,7 +75,10 @@ export async function makeBackend(
   await backend.init();
   const format = backend.negotiate(requested);
   if (configure) await backend.configure(format);
-  return { backend, clock, log, events, dir, format, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+  const cleanup = () => rmSync(dir, { recursive: true, force: true });
+  // also when the test fails before its own cleanup() (a failed run left its directories in /tmp)
+  onTestFinished(cleanup);
+  return { backend, clock, log, events, dir, format, cleanup };
 }
 
 /**
