@@ -1,7 +1,10 @@
 // Issue 11's findings 1 and 8 (ids), through the built binary: a control line or a decoder header of any shape
 // gets a bounded, coded error and never takes speakerd down; ids must be well-formed Unicode sent as UTF-8.
+import { chmodSync, chownSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { hasStackTrace, runSpeakerd, tempDir } from './helpers/cli.js';
 import { decoder, Speakerd } from './helpers/speakerd.js';
 
 const CD = { encoding: 's16le', rate: 44100, channels: 2 } as const;
@@ -110,4 +113,37 @@ describe('decoder headers of any shape', () => {
     expect(s.exitCode).toBeUndefined();
     expect((await s.status()).type).toBe('status');
   });
+});
+
+describe('the socket directory (PROTOCOL.md section 3)', () => {
+  for (const [what, prepare, expected] of [
+    [
+      'sticky and world-writable, like /tmp',
+      (d: string) => chmodSync(d, 0o1777),
+      'writable by other users (mode 1777)',
+    ],
+    ['group-writable', (d: string) => chmodSync(d, 0o770), 'writable by other users (mode 770)'],
+    ['owned by another user (0700)', (d: string) => chownSync(d, 65534, 65534), 'belongs to uid 65534'],
+  ] as const)
+    it(`${what}: speakerd refuses to start, saying why`, async () => {
+      const { dir, cleanup } = tempDir('speakerd-sockdir-');
+      cleanups.push(cleanup);
+      const run = join(dir, 'run');
+      mkdirSync(run, { mode: 0o700 });
+      if (what.startsWith('owned') && process.getuid?.() !== 0) {
+        console.log('skipped: only root can give a directory to another user here');
+        return;
+      }
+      prepare(run);
+      const config = join(dir, 'speakerrc.json');
+      writeFileSync(
+        config,
+        JSON.stringify({ backend: 'command', command: { run: 'cat > /dev/null' }, socket: join(run, 'd.sock') }),
+      );
+      const r = await runSpeakerd(['--allow-root', '--config', config]);
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toContain(expected);
+      expect(hasStackTrace(r.stderr)).toBe(false);
+      expect(existsSync(join(run, 'd.sock'))).toBe(false);
+    });
 });

@@ -8,6 +8,7 @@ import type { Command } from 'commander';
 import { isSpeakerdError } from '@speakerd/plugin-sdk';
 import type { GlobalOptions } from './cli.js';
 import { ConfigError, loadConfig, type ResolvedConfig } from './config.js';
+import { socketDirProblem } from './decoders/server.js';
 import { defaultSocketPath } from './config-schema.js';
 import { probePlugin } from './plugin-list.js';
 import { loadPlugin, type LoadedPlugin } from './plugins.js';
@@ -287,12 +288,8 @@ async function checkSocket(config: ResolvedConfig | undefined): Promise<Check> {
   }
   if (!st.isDirectory()) return fail('socket', `${dir} is not a directory`, own);
   const mode = (st.mode & 0o777).toString(8).padStart(3, '0');
-  if ((st.mode & 0o022) !== 0 && (st.mode & 0o1000) === 0)
-    return fail(
-      'socket',
-      `the socket directory ${dir} is writable by other users (mode ${mode})`,
-      `chmod go-w ${dir}, or ${own}`,
-    );
+  const problem = socketDirProblem(dir, st, uid);
+  if (problem) return fail('socket', problem.why, `${problem.fix.replace(/^run "(.*)"$/, '$1')}, or ${own}`);
   try {
     await access(dir, constants.W_OK | constants.X_OK);
   } catch {

@@ -102,12 +102,8 @@ export class DecoderServer {
     const dir = dirname(path);
     const fix = 'set "socket" in speakerrc to a path in a directory of your own (PROTOCOL.md section 3)';
     makeDirs(dir, fix);
-    const st = statSync(dir);
-    if ((st.mode & 0o022) !== 0 && (st.mode & 0o1000) === 0)
-      throw socketError(
-        `the socket directory ${dir} is writable by other users (mode ${(st.mode & 0o777).toString(8)}): ` +
-          `run "chmod go-w ${dir}", or ${fix}`,
-      );
+    const problem = socketDirProblem(dir, statSync(dir));
+    if (problem) throw socketError(`${problem.why}: ${problem.fix}, or ${fix}`);
     if (exists(path)) {
       if (!lstatSync(path).isSocket())
         throw socketError(`${path} exists and is not a socket; not replacing it: ${fix}`);
@@ -296,4 +292,28 @@ function isLive(path: string): Promise<boolean> {
     });
     c.once('error', () => resolve(false));
   });
+}
+
+/**
+ * Why `dir` (with its `stat`) may not hold the decoder socket, or undefined (PROTOCOL.md section 3): it must be
+ * owned by this process's user and writable by nobody else, sticky or not. Otherwise its owner, or anyone who may
+ * write it, could move the socket away and listen in its place, and decoders would send their tracks to them.
+ */
+export function socketDirProblem(
+  dir: string,
+  st: { uid: number; mode: number },
+  uid: number | undefined = typeof process.getuid === 'function' ? process.getuid() : undefined,
+): { why: string; fix: string } | undefined {
+  const mode = (st.mode & 0o7777).toString(8).padStart(3, '0');
+  if (uid !== undefined && st.uid !== uid)
+    return {
+      why: `the socket directory ${dir} belongs to uid ${st.uid}, not to speakerd's user (uid ${uid})`,
+      fix: `use a directory of your own (run "chown ${uid} ${dir}" if it should be)`,
+    };
+  if ((st.mode & 0o022) !== 0)
+    return {
+      why: `the socket directory ${dir} is writable by other users (mode ${mode})`,
+      fix: `run "chmod go-w ${dir}"`,
+    };
+  return undefined;
 }
