@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import type { SampleFormat } from '@speakerd/plugin-sdk';
 import type { Track } from '../playback/track.js';
-import { MAX_WAV_HEADER_BYTES, parseWavHeader } from './wav.js';
+import { WavHeaderReader } from './wav.js';
 import type { AcceptedDecoder } from './server.js';
 
 /** What the engine hears from one decoder connection. */
@@ -16,7 +16,7 @@ export interface InputEvents {
 
 /**
  * Feeds one accepted decoder connection into its track: raw PCM as it comes, or a WAV stream whose RIFF header is
- * read first (bounded: the `data` chunk must start within {@link MAX_WAV_HEADER_BYTES}). Back-pressure is the
+ * read first (bounded: the `data` chunk must start within the first 64 KiB, MAX_WAV_HEADER_BYTES). Back-pressure is the
  * track's (it pauses and resumes the socket). EOF, a reset or an error ends the track's input.
  */
 export function attachInput(decoder: AcceptedDecoder, track: Track, events: InputEvents): void {
@@ -28,8 +28,8 @@ export function attachInput(decoder: AcceptedDecoder, track: Track, events: Inpu
   });
   /** PCM bytes still to come for a WAV stream with a known data size (bytes after its data chunk are ignored). */
   let left: number | undefined;
-  let header: Buffer[] | undefined;
-  let headerBytes = 0;
+  /** The WAV header being read (incrementally: linear in its bytes however they are split), until `data`. */
+  let header: WavHeaderReader | undefined;
 
   const pcm = (chunk: Buffer) => {
     if (left !== undefined) {
@@ -43,21 +43,14 @@ export function attachInput(decoder: AcceptedDecoder, track: Track, events: Inpu
   };
 
   const wav = (chunk: Buffer) => {
-    header!.push(chunk);
-    headerBytes += chunk.length;
-    const buf = header!.length === 1 ? header![0]! : Buffer.concat(header!, headerBytes);
-    header = [buf];
-    const r = parseWavHeader(buf);
-    if (r.kind === 'more') {
-      if (headerBytes > MAX_WAV_HEADER_BYTES + 64) fail(`no data chunk in the first ${MAX_WAV_HEADER_BYTES} bytes`); // parseWavHeader says so first
-      return;
-    }
+    const r = header!.push(chunk);
+    if (r.kind === 'more') return;
     if (r.kind === 'error') return fail(r.message);
     header = undefined;
     track.setInput(r.format);
     left = r.dataBytes;
     events.arrived(r.format);
-    pcm(Buffer.from(buf.subarray(r.dataOffset)));
+    pcm(Buffer.from(r.rest));
   };
 
   const fail = (message: string) => {
@@ -72,7 +65,7 @@ export function attachInput(decoder: AcceptedDecoder, track: Track, events: Inpu
   const take = (chunk: Buffer) => (header ? wav(chunk) : pcm(chunk));
   const end = () => {
     if (track.eof) return;
-    const cut = header !== undefined && headerBytes > 0;
+    const cut = header !== undefined && header.offset > 0;
     header = undefined;
     track.endInput();
     if (cut) events.badWav('bad WAV stream: it ended inside its RIFF header');
@@ -80,7 +73,7 @@ export function attachInput(decoder: AcceptedDecoder, track: Track, events: Inpu
   };
 
   if (decoder.encoding === 'wav') {
-    header = [];
+    header = new WavHeaderReader();
   } else {
     track.setInput(decoder.encoding);
     events.arrived(decoder.encoding);

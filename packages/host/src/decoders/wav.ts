@@ -18,41 +18,138 @@ export type WavHeader =
 const KSDATAFORMAT_PCM = '0100000000001000800000aa00389b71';
 const KSDATAFORMAT_FLOAT = '0300000000001000800000aa00389b71';
 
+/** What {@link WavHeaderReader.push} says once the header is complete: the format, and the PCM bytes that followed. */
+export type WavHeaderDone = {
+  kind: 'ok';
+  format: SampleFormat;
+  dataBytes: number | undefined;
+  /** Bytes after the `data` chunk header in the pushed input (the first PCM). */
+  rest: Buffer;
+};
+
 /**
- * Parse a RIFF/WAVE header from the first bytes of a stream: `fmt ` gives the format, PCM starts at `data`.
- * Handles WAVE_FORMAT_PCM (8/16/24/32-bit), WAVE_FORMAT_IEEE_FLOAT (32-bit) and WAVE_FORMAT_EXTENSIBLE with
- * those sub-formats; a size of 0 or 0xFFFFFFFF (as streaming writers such as ffmpeg emit) means "until EOF".
+ * Reads a RIFF/WAVE header incrementally from a stream, in chunks of any size: linear in the bytes pushed, and it
+ * keeps at most one chunk header or one `fmt ` body (≤ 1024 bytes), never the header whole. Chunks other than
+ * `fmt ` (LIST, fact, …) are skipped by counting, up to {@link MAX_WAV_HEADER_BYTES}. A header dripped one byte at a
+ * time costs what it costs in one piece (a re-parse of the whole buffer per byte was quadratic).
  */
-export function parseWavHeader(buf: Buffer): WavHeader {
-  if (buf.length < 12) return { kind: 'more' };
-  const riff = buf.toString('latin1', 0, 4);
-  if (riff !== 'RIFF' && riff !== 'RF64') return { kind: 'error', message: 'not a RIFF/WAVE stream (no RIFF tag)' };
-  if (buf.toString('latin1', 8, 12) !== 'WAVE')
-    return { kind: 'error', message: 'not a RIFF/WAVE stream (no WAVE tag)' };
-  let off = 12;
-  let format: SampleFormat | undefined;
-  for (;;) {
-    if (off > MAX_WAV_HEADER_BYTES)
+export class WavHeaderReader {
+  /** Stream offset of the next byte to be pushed. */
+  #offset = 0;
+  /** Bytes of the current item (the RIFF preamble, a chunk header, a fmt body) collected so far. */
+  #item = Buffer.alloc(12);
+  #itemBytes = 0;
+  #want: 'riff' | 'chunk' | 'fmt' | 'skip' = 'riff';
+  /** Body bytes of a skipped chunk still to come. */
+  #skip = 0;
+  #format: SampleFormat | undefined;
+  #done: WavHeaderDone | { kind: 'error'; message: string } | undefined;
+
+  /** Bytes held between pushes (at most 1024: one fmt body). */
+  get retainedBytes(): number {
+    return this.#itemBytes;
+  }
+
+  /** Bytes consumed so far (the stream offset). */
+  get offset(): number {
+    return this.#offset;
+  }
+
+  push(chunk: Buffer): { kind: 'more' } | { kind: 'error'; message: string } | WavHeaderDone {
+    if (this.#done) return this.#done.kind === 'error' ? this.#done : { kind: 'error', message: 'header already read' };
+    let at = 0;
+    while (at < chunk.length) {
+      if (this.#want === 'skip') {
+        const n = Math.min(this.#skip, chunk.length - at);
+        this.#skip -= n;
+        at += n;
+        this.#offset += n;
+        if (this.#skip === 0) this.#expect('chunk', 8);
+        continue;
+      }
+      const n = Math.min(this.#item.length - this.#itemBytes, chunk.length - at);
+      chunk.copy(this.#item, this.#itemBytes, at, at + n);
+      this.#itemBytes += n;
+      at += n;
+      this.#offset += n;
+      if (this.#itemBytes < this.#item.length) break;
+      const r = this.#complete();
+      if (r) {
+        this.#done = r.kind === 'ok' ? { ...r, rest: chunk.subarray(at) } : r;
+        return this.#done;
+      }
+    }
+    return { kind: 'more' };
+  }
+
+  #expect(want: 'chunk' | 'fmt', bytes: number): void {
+    this.#want = want;
+    this.#item = Buffer.alloc(bytes);
+    this.#itemBytes = 0;
+  }
+
+  /** The current item is complete: act on it; a result ends the header. */
+  #complete(): Omit<WavHeaderDone, 'rest'> | { kind: 'error'; message: string } | undefined {
+    const item = this.#item;
+    if (this.#want === 'riff') {
+      const riff = item.toString('latin1', 0, 4);
+      if (riff !== 'RIFF' && riff !== 'RF64') return { kind: 'error', message: 'not a RIFF/WAVE stream (no RIFF tag)' };
+      if (item.toString('latin1', 8, 12) !== 'WAVE')
+        return { kind: 'error', message: 'not a RIFF/WAVE stream (no WAVE tag)' };
+      this.#expect('chunk', 8);
+      return undefined;
+    }
+    if (this.#want === 'fmt') {
+      const parsed = parseFmt(item);
+      if (typeof parsed === 'string') return { kind: 'error', message: parsed };
+      this.#format = parsed;
+      return this.#pad(item.length);
+    }
+    // A chunk header.
+    const chunkStart = this.#offset - 8;
+    if (chunkStart > MAX_WAV_HEADER_BYTES)
       return { kind: 'error', message: `no data chunk in the first ${MAX_WAV_HEADER_BYTES} bytes` };
-    if (buf.length < off + 8) return { kind: 'more' };
-    const id = buf.toString('latin1', off, off + 4);
-    const size = buf.readUInt32LE(off + 4);
-    const body = off + 8;
+    const id = item.toString('latin1', 0, 4);
+    const size = item.readUInt32LE(4);
     if (id === 'data') {
-      if (!format) return { kind: 'error', message: 'data chunk before the fmt chunk' };
-      return { kind: 'ok', format, dataOffset: body, dataBytes: size === 0 || size === 0xffffffff ? undefined : size };
+      if (!this.#format) return { kind: 'error', message: 'data chunk before the fmt chunk' };
+      this.#itemBytes = 0;
+      return { kind: 'ok', format: this.#format, dataBytes: size === 0 || size === 0xffffffff ? undefined : size };
     }
     if (id === 'fmt ') {
       if (size < 16 || size > 1024) return { kind: 'error', message: `fmt chunk of ${size} bytes` };
-      if (buf.length < body + size) return { kind: 'more' };
-      const parsed = parseFmt(buf.subarray(body, body + size));
-      if (typeof parsed === 'string') return { kind: 'error', message: parsed };
-      format = parsed;
-    } else if (body + size + (size & 1) > MAX_WAV_HEADER_BYTES) {
-      return { kind: 'error', message: `chunk "${id.replace(/[^\x20-\x7e]/g, '?')}" too large before the data chunk` };
+      this.#expect('fmt', size);
+      return undefined;
     }
-    off = body + size + (size & 1);
+    if (this.#offset + size + (size & 1) > MAX_WAV_HEADER_BYTES)
+      return { kind: 'error', message: `chunk "${id.replace(/[^\x20-\x7e]/g, '?')}" too large before the data chunk` };
+    return this.#pad(size + (size & 1), true);
   }
+
+  /** After a chunk body of `bodyBytes` (skipped when `skip`), and its pad byte for an odd fmt size. */
+  #pad(bodyBytes: number, skip = false): undefined {
+    const rest = skip ? bodyBytes : bodyBytes & 1;
+    this.#itemBytes = 0;
+    if (rest > 0) {
+      this.#want = 'skip';
+      this.#skip = rest;
+    } else {
+      this.#expect('chunk', 8);
+    }
+    return undefined;
+  }
+}
+
+/**
+ * Parse a RIFF/WAVE header from the first bytes of a stream (a file's first 64 KB): `fmt ` gives the format, PCM
+ * starts at `data`. Handles WAVE_FORMAT_PCM (8/16/24/32-bit), WAVE_FORMAT_IEEE_FLOAT (32-bit) and
+ * WAVE_FORMAT_EXTENSIBLE with those sub-formats; a size of 0 or 0xFFFFFFFF (as streaming writers such as ffmpeg
+ * emit) means "until EOF". A stream is read with {@link WavHeaderReader}; this is the same parse, in one piece.
+ */
+export function parseWavHeader(buf: Buffer): WavHeader {
+  const r = new WavHeaderReader().push(buf);
+  if (r.kind !== 'ok') return r;
+  return { kind: 'ok', format: r.format, dataOffset: buf.length - r.rest.length, dataBytes: r.dataBytes };
 }
 
 function parseFmt(fmt: Buffer): SampleFormat | string {
