@@ -238,13 +238,27 @@ function canUseNetns(): boolean {
   return r.status === 0;
 }
 
-function netns(): { name: string; exec: (cmd: string[]) => string[]; remove: () => void } | undefined {
+/**
+ * A network namespace with lo up and multicast routed to lo, or, given `dummy` (an address/prefix), to `v0`, one
+ * end of a veth pair inside the namespace, with that address (a LAN-like interface whose packets stay in it).
+ */
+function netns(dummy?: string): { name: string; exec: (cmd: string[]) => string[]; remove: () => void } | undefined {
   const name = `speakerd-test-${process.pid}-${Math.floor(Math.random() * 1e9)}`;
   const run = (args: string[]) => spawnSync('ip', args, { stdio: 'pipe', encoding: 'utf8' });
+  const inNs = (...cmd: string[]) => ['netns', 'exec', name, 'ip', ...cmd];
   const steps = [
     ['netns', 'add', name],
-    ['netns', 'exec', name, 'ip', 'link', 'set', 'lo', 'up'],
-    ['netns', 'exec', name, 'ip', 'route', 'add', '224.0.0.0/4', 'dev', 'lo'],
+    inNs('link', 'set', 'lo', 'up'),
+    ...(dummy
+      ? [
+          // a veth pair (dummy interfaces need a kernel module that containers often lack); v1 is its far end
+          inNs('link', 'add', 'v0', 'type', 'veth', 'peer', 'name', 'v1'),
+          inNs('addr', 'add', dummy, 'dev', 'v0'),
+          inNs('link', 'set', 'v0', 'up'),
+          inNs('link', 'set', 'v1', 'up'),
+          inNs('route', 'add', '224.0.0.0/4', 'dev', 'v0'),
+        ]
+      : [inNs('route', 'add', '224.0.0.0/4', 'dev', 'lo')]),
   ];
   for (const st of steps) {
     const r = run(st);
@@ -336,6 +350,64 @@ async function inNamespace(dest: string, mode: string) {
   expect(summary.markers).toBe(1);
   expect(summary.hash).toBe(createHash('sha256').update(swap16(pcm)).digest('hex'));
 }
+
+/** Inside the namespace: joins `group` on `iface` at `port` + 1 and prints the first RTCP SDES CNAME it gets. */
+const CNAME_RECEIVER = `
+const s = require('node:dgram').createSocket({ type: 'udp4', reuseAddr: true });
+const [port, group, iface] = [Number(process.argv[1]), process.argv[2], process.argv[3]];
+s.on('message', (m) => {
+  for (let at = 0; at + 8 <= m.length; at += (m.readUInt16BE(at + 2) + 1) * 4) {
+    if (m[at + 1] !== 202) continue;
+    for (let i = at + 8; i + 2 <= m.length && m[i] !== 0; i += 2 + m[i + 1]) {
+      if (m[i] === 1) { console.log(JSON.stringify({ cname: m.subarray(i + 2, i + 2 + m[i + 1]).toString() })); process.exit(0); }
+    }
+  }
+});
+s.bind(port + 1, () => { s.addMembership(group, iface); console.log('listening'); });
+`;
+
+describe('rtp source address: SDP o= and RTCP CNAME, inside a network namespace with a LAN-like interface', () => {
+  it('o= and the CNAME name the address the stream leaves from (10.199.0.1), never 127.0.0.1', async () => {
+    if (!haveCapability('network namespaces', canUseNetns(), 'needs root and "ip netns"')) return;
+    const ns = netns('10.199.0.1/24');
+    if (!ns) return;
+    cleanups.push(() => ns.remove());
+    const port = freePortPair();
+    const group = '239.255.0.7';
+    const rx = spawn('ip', ns.exec([process.execPath, '-e', CNAME_RECEIVER, String(port), group, '10.199.0.1']), {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    cleanups.push(() => void rx.kill('SIGKILL'));
+    let rxOut = '';
+    rx.stdout!.on('data', (d: Buffer) => (rxOut += d.toString()));
+    for (let i = 0; i < 200 && !rxOut.includes('listening'); i++) await sleep(25);
+    expect(rxOut).toContain('listening');
+
+    const { dir } = tempDir('speakerd-e2e-origin-');
+    const socket = join(dir, 'run', 'decoders.sock');
+    const rtp = { destination: group, port, mode: 'multicast', ttl: 1, loop: true, sdp: 'stream.sdp' };
+    writeFileSync(join(dir, 'speakerrc.json'), JSON.stringify({ socket, backend: 'rtp', format: CD, rtp }));
+    const child = spawn(
+      'ip',
+      ns.exec([process.execPath, SPEAKERD, '--allow-root', '--config', join(dir, 'speakerrc.json')]),
+      { cwd: dir, stdio: ['pipe', 'pipe', 'pipe'] },
+    );
+    const s = new Speakerd(child as never, dir, socket);
+    cleanups.push(() => s.dispose());
+    await s.waitFor((e) => e.type === 'ready', 15000);
+    await playOne(s, 'o', noise(44100, 5));
+    const sdp = readFileSync(join(dir, 'stream.sdp'), 'utf8');
+    expect(sdp).toMatch(/^o=- \d+ \d+ IN IP4 10\.199\.0\.1\r?$/m);
+    for (let i = 0; i < 400 && !rxOut.includes('cname'); i++) await sleep(25);
+    const { cname } = JSON.parse(rxOut.trim().split('\n').pop()!) as { cname: string };
+    // RFC 3550 6.5.1: user@host, the host a fully qualified name or the numeric address of the sending interface
+    const host = cname.split('@')[1] ?? '';
+    expect(cname).toMatch(/^[^@\s]+@[^@\s]+$/);
+    expect(host === '10.199.0.1' || host.includes('.')).toBe(true);
+    expect(host).not.toBe('127.0.0.1');
+    expect(await s.close()).toBe(0);
+  });
+});
 
 describe('rtp multicast and broadcast, inside a network namespace', () => {
   it('multicast to 239.255.0.1 reaches a receiver that joined the group', async () => {

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { hostname } from 'node:os';
+import { hostname, userInfo } from 'node:os';
 import { isIP, isIPv6 } from 'node:net';
 import { resolve as resolvePath } from 'node:path';
 import {
@@ -33,6 +33,7 @@ import { DELIVERY, FLUSHED, META, STAT, loadNative, type NativeSender } from './
 import {
   classify,
   isMulticast,
+  machineAddress,
   resolveAddress,
   udpTransport,
   type Delivery,
@@ -172,7 +173,8 @@ export class RtpBackend implements Backend {
   #rtcpAvgSize = 0;
   #rtcpInitial = true;
   #lastRtcpIntervalMs = 5000;
-  readonly #cname: Buffer;
+  /** SDES CNAME: fixed by `cname`, else made once the address the stream leaves from is known. */
+  #cname: Buffer | undefined;
   #sapTimer: TimerHandle | undefined;
   #sdp: string | undefined;
   #sessionId: number;
@@ -225,9 +227,7 @@ export class RtpBackend implements Backend {
     this.#sessionId = Math.floor(clock.wallNow() / 1000) + NTP_OFFSET_S;
     this.#errorLog = new RateLimitedLog(() => this.clock.now(), 5, 10_000);
     this.#controlLog = new RateLimitedLog(() => this.clock.now(), 1, CONTROL_LOG_MS);
-    let cname = opts.cname ?? `speakerd@${safeHostname()}`;
-    while (Buffer.byteLength(cname) > MAX_CNAME) cname = cname.slice(0, -1);
-    this.#cname = Buffer.from(cname);
+    if (opts.cname) this.#cname = cnameBuffer(opts.cname);
     if (!opts.native) this.#nativeWhy = 'rtp.native is false';
     else if (transportFactory !== udpTransport) this.#nativeWhy = 'a test transport is in use';
     else if (!isRealClock(clock)) this.#nativeWhy = 'the clock is not the real monotonic clock';
@@ -888,7 +888,7 @@ export class RtpBackend implements Backend {
   #writeSdp(): void {
     const dest = this.#destination ?? { address: this.opts.destination, port: this.opts.port };
     const address = isIP(dest.address) ? dest.address : '127.0.0.1';
-    const origin = this.#transport.localAddress() ?? (isIPv6(address) ? '::1' : '127.0.0.1');
+    const origin = this.#origin(isIPv6(address));
     this.#sdp = buildSdp({
       payload: this.#payload!,
       destination: address,
@@ -921,6 +921,27 @@ export class RtpBackend implements Backend {
     return this.#tsBase + frames * this.#tsPerFrame;
   }
 
+  /**
+   * The address the stream leaves from (SDP `o=`, SAP's originating source): the source address the kernel chose
+   * for a connected recipient, else this machine's first non-loopback address of the family, else loopback.
+   */
+  #origin(v6: boolean): string {
+    return this.#transport.localAddress() ?? machineAddress(v6 ? 'IPv6' : 'IPv4');
+  }
+
+  /**
+   * RFC 3550 6.5.1: `user@host`, the host a fully qualified domain name, or, where the host name has no domain,
+   * the numeric address of the interface the stream leaves from. Fixed at the first report a recipient gets.
+   */
+  #cnameNow(): Buffer {
+    if (this.#cname) return this.#cname;
+    const host = safeHostname();
+    const local = this.#transport.localAddress();
+    const cname = cnameBuffer(`${safeUser()}@${host.includes('.') ? host : (local ?? machineAddress('IPv4'))}`);
+    if (local !== undefined || host.includes('.')) this.#cname = cname;
+    return cname;
+  }
+
   /** Compound RTCP packet in #rtcpBuf: SR (or an empty RR once we have stopped sending) + SDES, + BYE. */
   #buildReport(bye: boolean): number {
     this.#syncNative();
@@ -937,7 +958,7 @@ export class RtpBackend implements Backend {
         octets: this.#octets,
       });
     else n += writeEmptyRr(buf, n, this.ssrc);
-    n += writeSdes(buf, n, this.ssrc, this.#cname);
+    n += writeSdes(buf, n, this.ssrc, this.#cnameNow());
     if (bye) n += writeBye(buf, n, this.ssrc, Buffer.from('speakerd stopped'));
     return n;
   }
@@ -978,7 +999,7 @@ export class RtpBackend implements Backend {
 
   #sendSap(deletion: boolean): Promise<void> {
     if (!this.#sdp) return Promise.resolve();
-    const origin = this.#transport.localAddress() ?? '127.0.0.1';
+    const origin = this.#origin(isIPv6(this.opts.sapAddress));
     const packet = buildSap({ sdp: this.#sdp, origin, msgIdHash: this.#sessionId & 0xffff, deletion });
     return this.#transport.sendTo(packet, { address: this.opts.sapAddress, port: this.opts.sapPort });
   }
@@ -1038,6 +1059,20 @@ function shown(v: unknown): string {
     return JSON.stringify(v) ?? String(v);
   } catch {
     return String(v);
+  }
+}
+
+function cnameBuffer(cname: string): Buffer {
+  while (Buffer.byteLength(cname) > MAX_CNAME) cname = cname.slice(0, -1);
+  return Buffer.from(cname);
+}
+
+/** The user speakerd runs as, for the CNAME (RFC 3550 omits it where there is none). */
+function safeUser(): string {
+  try {
+    return userInfo().username || 'speakerd';
+  } catch {
+    return 'speakerd';
   }
 }
 

@@ -64,10 +64,12 @@ const fields = {
   sapPort: intRange(1, 65535).default(9875).describe('UDP port of SAP announcements.'),
   /** Seconds between SAP announcements. */
   sapIntervalS: intRange(1, 3600).default(5).describe('Seconds between SAP announcements.'),
-  /** RTCP canonical name (SDES CNAME); default `speakerd@<host name>`. */
+  /** RTCP canonical name (SDES CNAME); default `user@host` as RFC 3550 6.5.1 gives it. */
   cname: nonEmptyString('a canonical name')
     .optional()
-    .describe('RTCP canonical name (SDES CNAME); default speakerd@<host name>.'),
+    .describe(
+      "RTCP canonical name (SDES CNAME); default <user>@<host>: the host name if it is fully qualified, else the address the stream leaves from (RFC 3550 6.5.1).",
+    ),
   /**
    * A stall of the process shorter than this is caught up by sending the overdue packets at once; after a longer
    * one (a suspended machine, a clock jump) the schedule and the RTP timestamps move forward instead of bursting.

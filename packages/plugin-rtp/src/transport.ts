@@ -78,6 +78,21 @@ export function isBroadcast(address: string): boolean {
   return false;
 }
 
+/**
+ * This machine's first non-internal address of `family` (link-local IPv6 apart), else loopback: the source
+ * address named where no recipient is connected yet.
+ */
+export function machineAddress(family: 'IPv4' | 'IPv6'): string {
+  for (const list of Object.values(networkInterfaces())) {
+    for (const a of list ?? []) {
+      if (a.family !== family || a.internal) continue;
+      if (family === 'IPv6' && /^fe80:/i.test(a.address)) continue;
+      return a.address;
+    }
+  }
+  return family === 'IPv6' ? '::1' : '127.0.0.1';
+}
+
 function ipv4ToInt(a: string): number {
   const p = a.split('.').map(Number);
   return (((p[0]! << 24) | (p[1]! << 16) | (p[2]! << 8) | p[3]!) >>> 0) as number;
