@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { afterAll, onTestFinished } from 'vitest';
 
 export const REPO = fileURLToPath(new URL('../..', import.meta.url));
 /**
@@ -57,10 +58,34 @@ export function runSpeakerd(args: string[], options: RunOptions & { bin?: string
   return runNode([options.bin ?? SPEAKERD, ...args], options);
 }
 
-/** A temporary directory removed by the returned function. */
+/** Directories made by {@link tempDir} outside a test (in a beforeAll, say): removed when the file's tests end. */
+const fileLevel = new Set<string>();
+try {
+  afterAll(() => {
+    for (const d of fileLevel) rmSync(d, { recursive: true, force: true });
+    fileLevel.clear();
+  });
+} catch {
+  // imported outside a test file's collection (a script): callers clean up themselves
+}
+
+/**
+ * A temporary directory removed by the returned function, and in any case when the test that made it ends (passed
+ * or failed: failed runs left ~200 speakerd-* directories in /tmp per few runs), or, made outside a test, when the
+ * file's tests end.
+ */
 export function tempDir(prefix = 'speakerd-test-'): { dir: string; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), prefix));
-  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+  const cleanup = () => {
+    fileLevel.delete(dir);
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    onTestFinished(cleanup);
+  } catch {
+    fileLevel.add(dir);
+  }
+  return { dir, cleanup };
 }
 
 /** True when a message looks like a stack trace (it never should, for a user error). */

@@ -1,3 +1,4 @@
+import { onTestFinished } from 'vitest';
 import plugin from '../src/index.js';
 import { VirtualClock, bytesPerFrame, type Clock, type SampleFormat } from '@speakerd/plugin-sdk';
 import { createTestBackend, feed, type TestBackend } from '@speakerd/plugin-sdk/testing';
@@ -16,7 +17,9 @@ export interface Harness extends TestBackend {
 export function makeBackend(raw: Record<string, unknown>, clock: Clock = new VirtualClock()): Harness {
   const dir = mkdtempSync(join(tmpdir(), 'speakerd-command-'));
   const t = createTestBackend(plugin, { options: raw, clock, configDir: dir });
-  return { ...t, dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+  const cleanup = () => rmSync(dir, { recursive: true, force: true });
+  onTestFinished(cleanup); // also when the test fails before its own cleanup()
+  return { ...t, dir, cleanup };
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
