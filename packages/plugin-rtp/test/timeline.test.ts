@@ -116,7 +116,7 @@ describe('timeline on a virtual clock', () => {
     h.cleanup();
   });
 
-  it('wakes the host once per packet at most, and has one timer per packet', async () => {
+  it('wakes the host about once per four packets, never per packet, and has one timer per packet', async () => {
     let packets = 0;
     const clock = new VirtualClock(1000);
     const transport = new FakeTransport(() => packets++);
@@ -131,7 +131,8 @@ describe('timeline on a virtual clock', () => {
     };
     clock.advance(10_000);
     expect(packets).toBeGreaterThan(1200);
-    expect(h.events.wakes).toBeLessThanOrEqual(packets);
+    // the host is woken when a ring's worth has room (306 wakes for 1,226 packets here), not once per packet
+    expect(h.events.wakes).toBeLessThanOrEqual(Math.ceil(packets / 3));
     expect(timers).toBeLessThanOrEqual(packets + 5); // + RTCP
     await h.backend.close();
     h.cleanup();
