@@ -12,10 +12,15 @@
 //   (ENODEV, EBUSY, EBADFD, EIO, ...) -> close, report "lost", reopen with backoff, report "ok" when back.
 // - A fault-injection hook (injectFault) for tests only: the next writes/opens fail with a chosen errno, or the
 //   writer sleeps as if blocked in a write.
+// - Real-time scheduling when asked for (realtime option), as MPD does for its output thread: the writer sets
+//   SCHED_FIFO priority 20 (SCHED_RESET_ON_FORK) and 1 ns timer slack on itself; realtime() says how that went.
 
 #include <napi.h>
 
 #include <dlfcn.h>
+#include <pthread.h>
+#include <sched.h>
+#include <sys/prctl.h>
 
 #include <algorithm>
 #include <atomic>
@@ -408,6 +413,7 @@ class Stream : public Napi::ObjectWrap<Stream> {
                            InstanceMethod<&Stream::Close>("close"),
                            InstanceMethod<&Stream::Info>("info"),
                            InstanceMethod<&Stream::Join>("join"),
+                           InstanceMethod<&Stream::Realtime>("realtime"),
                        });
   }
 
@@ -430,7 +436,14 @@ class Stream : public Napi::ObjectWrap<Stream> {
     ring_.resize(queueFrames * fb_);
     tsfn_ = Napi::ThreadSafeFunction::New(env, info[1].As<Napi::Function>(), "speakerd-alsa", 0, 1);
     tsfnLive_ = true;
-    thread_ = std::thread([this] { Run(); });
+    rtRequested_ = o.Get("realtime").ToBoolean().Value();
+    thread_ = std::thread([this] {
+      SetRealtime();
+      Run();
+    });
+    // the writer says how its scheduling went before it does anything else (two system calls: microseconds)
+    std::unique_lock<std::mutex> lk(mu_);
+    cv_.wait(lk, [this] { return rtDone_; });
   }
 
   ~Stream() override { Stop(); }
@@ -526,6 +539,20 @@ class Stream : public Napi::ObjectWrap<Stream> {
     }
     cv_.notify_all();
     return info.Env().Undefined();
+  }
+
+  // realtime() -> {requested, ok, errno, code, message, timerSlack}: how the writer's real-time scheduling went
+  Napi::Value Realtime(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    std::lock_guard<std::mutex> g(mu_);
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("requested", rtRequested_);
+    o.Set("ok", rtRequested_ && rtErr_ == 0);
+    o.Set("errno", rtErr_);
+    o.Set("code", rtErr_ == 0 ? "" : rtErr_ == EPERM ? "EPERM" : rtErr_ == EINVAL ? "EINVAL" : rtErr_ == ESRCH ? "ESRCH" : "E" + std::to_string(rtErr_));
+    o.Set("message", rtErr_ ? std::strerror(rtErr_) : "");
+    o.Set("timerSlack", rtRequested_ && slackErr_ == 0);
+    return o;
   }
 
   Napi::Value Info(const Napi::CallbackInfo &info) {
@@ -693,6 +720,25 @@ class Stream : public Napi::ObjectWrap<Stream> {
     lk.lock();
     delayFrames_ = 0;
     running_ = false;
+  }
+
+  // On the writer thread itself, first thing: its name, and SCHED_FIFO (0 is the calling thread) and 1 ns timer
+  // slack when asked.
+  void SetRealtime() {
+    pthread_setname_np(pthread_self(), "speakerd-alsa");
+    int err = 0, slackErr = 0;
+    if (rtRequested_) {
+      if (prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL) != 0) slackErr = errno;
+      sched_param sp;
+      std::memset(&sp, 0, sizeof sp);
+      sp.sched_priority = 20;
+      if (sched_setscheduler(0, SCHED_FIFO | SCHED_RESET_ON_FORK, &sp) != 0) err = errno;
+    }
+    std::lock_guard<std::mutex> g(mu_);
+    rtErr_ = err;
+    slackErr_ = slackErr;
+    rtDone_ = true;
+    cv_.notify_all();
   }
 
   void Run() {
@@ -922,6 +968,9 @@ class Stream : public Napi::ObjectWrap<Stream> {
   std::thread thread_;
   Napi::ThreadSafeFunction tsfn_;
   bool tsfnLive_ = false;
+  // real-time scheduling: asked for, and how it went (errno, 0 = ok), set by the writer under mu_
+  bool rtRequested_ = false, rtDone_ = false;
+  int rtErr_ = 0, slackErr_ = 0;
   // the bounded queue (JS -> writer)
   std::vector<uint8_t> ring_;
   size_t rhead_ = 0, rsize_ = 0;

@@ -6,6 +6,7 @@ import {
   inject,
   injectable,
   RateLimitedLog,
+  reportRealtime,
   sameFormat,
   SpeakerdError,
   TOKENS,
@@ -150,6 +151,8 @@ export class AlsaBackend implements Backend {
   #mixer: NativeMixer | undefined;
   #refused = new Set<string>();
   #xrunLog: RateLimitedLog;
+  /** The writer's real-time scheduling is logged for the first stream only (each reopen makes a new writer). */
+  #realtimeReported = false;
   #closed = false;
 
   constructor(
@@ -244,6 +247,7 @@ export class AlsaBackend implements Backend {
         periodUs: this.opts.periodMs * 1000,
         queueFrames,
         frameBytes,
+        realtime: this.opts.realtime !== false,
       },
       {
         state: (state, message) => {
@@ -259,6 +263,10 @@ export class AlsaBackend implements Backend {
         },
       },
     );
+    if (!this.#realtimeReported) {
+      this.#realtimeReported = true;
+      reportRealtime(this.log, this.opts.realtime, stream.native.realtime(), 'alsa writer thread');
+    }
     this.#stream = stream;
     this.#format = format;
     const changes = this.#stateChanges;

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { RealtimeOutcome } from '@speakerd/plugin-sdk';
 
 /** Events the writer thread sends back (through a ThreadSafeFunction). */
 export type NativeEventType = 'open' | 'state' | 'room' | 'drained' | 'closed' | 'log' | 'xrun';
@@ -19,6 +20,8 @@ export interface NativeStreamOptions {
   frameBytes: number;
   /** Let alsa-lib resample (off by default: the granted rate must be the requested one). */
   allowResample?: boolean;
+  /** The writer asks for SCHED_FIFO priority 20 and 1 ns timer slack on itself. */
+  realtime?: boolean;
 }
 
 export interface NativeStreamInfo {
@@ -46,6 +49,8 @@ export interface NativeStream {
   close(drain: boolean): void;
   info(): NativeStreamInfo;
   join(): void;
+  /** How the writer's real-time scheduling went (it set it on itself before the constructor returned). */
+  realtime(): RealtimeOutcome;
 }
 
 export interface NativeMixer {
@@ -124,10 +129,14 @@ export function loadBinding(): { binding?: Binding; why?: string } {
     return cached;
   }
   // an addon built from an older alsa.cc (a stale build/ directory) lacks what the backend calls
-  if (typeof binding.Stream?.prototype?.endFill !== 'function' || typeof binding.probeAsync !== 'function') {
+  if (
+    typeof binding.Stream?.prototype?.endFill !== 'function' ||
+    typeof binding.Stream.prototype.realtime !== 'function' ||
+    typeof binding.probeAsync !== 'function'
+  ) {
     cached = {
       why:
-        `the native addon is out of date (it has no ${typeof binding.probeAsync !== 'function' ? 'probeAsync' : 'Stream.endFill'}): ` +
+        `the native addon is out of date (it has no ${typeof binding.probeAsync !== 'function' ? 'probeAsync' : typeof binding.Stream?.prototype?.endFill !== 'function' ? 'Stream.endFill' : 'Stream.realtime'}): ` +
         'run "npm rebuild @speakerd/plugin-alsa"',
     };
     return cached;

@@ -1,4 +1,4 @@
-import { intRange, nonEmptyString, oneOf, z } from '@speakerd/plugin-sdk';
+import { intRange, nonEmptyString, oneOf, realtimeMode, z } from '@speakerd/plugin-sdk';
 
 const mixer = z.union(
   [
@@ -36,6 +36,18 @@ export const options = z
       .describe(
         'Hardware mixer control for the volume command: a control name ("PCM") or {"control", "index"}; null: ' +
           'the host scales the samples instead.',
+      ),
+    /**
+     * Real-time scheduling of the writer thread: SCHED_FIFO priority 20 and 1 ns timer slack, asked of the kernel
+     * by the thread itself (root, CAP_SYS_NICE or an rtprio limit of 20 needed; rtkit is not used).
+     */
+    realtime: realtimeMode()
+      .default('auto')
+      .describe(
+        'Real-time scheduling of the writer thread (SCHED_FIFO priority 20, 1 ns timer slack), asked of the kernel ' +
+          'directly: it needs root, CAP_SYS_NICE or an rtprio limit of 20 (rtkit is not used). "auto": try, and log ' +
+          'one info line when not permitted; true: try, and warn when not permitted; false: leave the scheduling ' +
+          'alone. Playback goes on at normal priority either way.',
       ),
   })
   .prefault({})

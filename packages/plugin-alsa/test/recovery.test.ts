@@ -22,6 +22,10 @@ async function playWithFault(fault: Parameters<ReturnType<typeof binding>['injec
   binding().injectFault(fault);
   await feed(h, data.subarray(data.length / 4), CD);
   await until(() => h.backend.delay() === 0, 10_000, 'everything played');
+  // the writer's events come through a thread-safe function, on a later turn of the event loop; idle() releases
+  // the stream, after which its events are ignored. A writer on a null PCM (a real-time one above all) can play
+  // everything out before they arrive: let them in first
+  await new Promise((r) => setTimeout(r, 50));
   await h.backend.idle();
   return { h, data };
 }

@@ -13,8 +13,10 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -26,6 +28,9 @@ namespace {
 
 constexpr int64_t ERROR_REPORT_NS = 250'000'000;
 constexpr uint32_t RTP_HEADER = 12;
+// Real-time scheduling of the sender thread, when asked for (as MPD does for its output thread): SCHED_FIFO at
+// this priority, not inherited by children (SCHED_RESET_ON_FORK), and 1 ns timer slack.
+constexpr int RT_PRIORITY = 20;
 
 int64_t MonoNs() {
   timespec ts;
@@ -49,6 +54,7 @@ const char* ErrnoName(int e) {
     case EAGAIN: return "EAGAIN";
     case EMSGSIZE: return "EMSGSIZE";
     case EPERM: return "EPERM";
+    case ESRCH: return "ESRCH";
     case EACCES: return "EACCES";
     case ENETDOWN: return "ENETDOWN";
     case EHOSTDOWN: return "EHOSTDOWN";
@@ -99,6 +105,7 @@ class Sender : public Napi::ObjectWrap<Sender> {
                            InstanceMethod("flush", &Sender::Flush),
                            InstanceMethod("stats", &Sender::Stats),
                            InstanceMethod("close", &Sender::Close),
+                           InstanceMethod("realtime", &Sender::Realtime),
                        });
   }
 
@@ -115,6 +122,8 @@ class Sender : public Napi::ObjectWrap<Sender> {
       Napi::TypeError::New(env, "Sender(onError)").ThrowAsJavaScriptException();
       return;
     }
+    // Sender(onError, realtime): realtime true makes the thread ask for SCHED_FIFO and 1 ns timer slack
+    rtRequested_ = info.Length() > 1 && info[1].ToBoolean().Value();
     tsfn_ = Napi::ThreadSafeFunction::New(env, info[0].As<Napi::Function>(), "speakerd-rtp-errors", 0, 1);
     tsfn_.Unref(env);
     int rc = pthread_create(&thread_, nullptr, &Sender::ThreadMain, this);
@@ -125,6 +134,10 @@ class Sender : public Napi::ObjectWrap<Sender> {
       return;
     }
     started_ = true;
+    // the thread says how its scheduling went before it waits for packets (two system calls: microseconds)
+    pthread_mutex_lock(&mu_);
+    while (!rtDone_) pthread_cond_wait(&cv_, &mu_);
+    pthread_mutex_unlock(&mu_);
   }
 
   ~Sender() override {
@@ -357,6 +370,24 @@ class Sender : public Napi::ObjectWrap<Sender> {
     return info.Env().Undefined();
   }
 
+  // realtime() -> {requested, ok, errno, code, message, timerSlack}: how the thread's real-time scheduling went
+  // (set by the thread before the constructor returned; read under the lock all the same)
+  Napi::Value Realtime(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    pthread_mutex_lock(&mu_);
+    bool requested = rtRequested_;
+    int err = rtErr_, slackErr = slackErr_;
+    pthread_mutex_unlock(&mu_);
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("requested", requested);
+    o.Set("ok", requested && err == 0);
+    o.Set("errno", err);
+    o.Set("code", err ? ErrnoName(err) : "");
+    o.Set("message", err ? strerror(err) : "");
+    o.Set("timerSlack", requested && slackErr == 0);
+    return o;
+  }
+
   Napi::Value Close(const Napi::CallbackInfo& info) {
     Shutdown();
     return info.Env().Undefined();
@@ -387,8 +418,27 @@ class Sender : public Napi::ObjectWrap<Sender> {
     return nullptr;
   }
 
+  // On the sender thread itself, first thing: SCHED_FIFO (0 is the calling thread) and 1 ns timer slack, when asked.
+  void SetRealtime() {
+    int err = 0, slackErr = 0;
+    if (rtRequested_) {
+      if (prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL) != 0) slackErr = errno;
+      sched_param sp;
+      memset(&sp, 0, sizeof sp);
+      sp.sched_priority = RT_PRIORITY;
+      if (sched_setscheduler(0, SCHED_FIFO | SCHED_RESET_ON_FORK, &sp) != 0) err = errno;
+    }
+    pthread_mutex_lock(&mu_);
+    rtErr_ = err;
+    slackErr_ = slackErr;
+    rtDone_ = true;
+    pthread_cond_broadcast(&cv_);
+    pthread_mutex_unlock(&mu_);
+  }
+
   void Run() {
     pthread_setname_np(pthread_self(), "speakerd-rtp");
+    SetRealtime();
     pthread_mutex_lock(&mu_);
     while (!closed_) {
       if (count_ == 0) {
@@ -463,6 +513,10 @@ class Sender : public Napi::ObjectWrap<Sender> {
   bool started_ = false;
   bool closed_ = false;
   Napi::ThreadSafeFunction tsfn_;
+  bool rtRequested_ = false;
+  bool rtDone_ = false;
+  int rtErr_ = 0;
+  int slackErr_ = 0;
 
   std::vector<uint8_t> data_;
   std::vector<Slot> ring_;

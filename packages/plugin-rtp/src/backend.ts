@@ -12,6 +12,7 @@ import {
   formatToString,
   inject,
   injectable,
+  reportRealtime,
   type Backend,
   type BackendState,
   type Clock,
@@ -235,9 +236,11 @@ export class RtpBackend implements Backend {
       const { binding, why } = loadNative();
       this.#nativeWhy = why;
       if (binding) {
-        this.#native = new binding.Sender((code, errno, count, to, message) =>
-          this.#nativeFailed(code, errno, count, to, message),
+        this.#native = new binding.Sender(
+          (code, errno, count, to, message) => this.#nativeFailed(code, errno, count, to, message),
+          opts.realtime !== false,
         );
+        reportRealtime(log, opts.realtime, this.#native.realtime(), 'rtp sender thread');
         this.#nativeNow = () => binding.nowMs();
         this.#syncOffset();
       }

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { RealtimeOutcome } from '@speakerd/plugin-sdk';
 
 /**
  * Called by the sender thread (through a ThreadSafeFunction, at most every 250 ms while errors happen) with the
@@ -58,10 +59,13 @@ export interface NativeSender {
   stats(out: Float64Array): void;
   /** Stop and join the thread, close the sockets. Idempotent; never blocks longer than one send. */
   close(): void;
+  /** How the thread's real-time scheduling went (it set it on itself before the constructor returned). */
+  realtime(): RealtimeOutcome;
 }
 
 export interface Binding {
-  Sender: new (onError: NativeErrorHandler) => NativeSender;
+  /** `realtime`: the thread asks for SCHED_FIFO priority 20 and 1 ns timer slack on itself. */
+  Sender: new (onError: NativeErrorHandler, realtime: boolean) => NativeSender;
   /** CLOCK_MONOTONIC in ms. */
   nowMs(): number;
 }
@@ -91,6 +95,8 @@ export function loadNative(): { binding?: Binding; why?: string } {
     const binding = createRequire(import.meta.url)(ADDON_PATH) as Binding;
     if (typeof binding.Sender !== 'function' || typeof binding.nowMs !== 'function')
       throw new Error('it does not export Sender and nowMs');
+    // an addon built from an older rtp_sender.cc (a stale build/ directory)
+    if (typeof binding.Sender.prototype.realtime !== 'function') throw new Error('it is out of date (no realtime)');
     cached = { binding };
   } catch (err) {
     cached = {

@@ -1,4 +1,4 @@
-import { bool, intRange, nonEmptyString, oneOf, z } from '@speakerd/plugin-sdk';
+import { bool, intRange, nonEmptyString, oneOf, realtimeMode, z } from '@speakerd/plugin-sdk';
 
 const payloadType = z.union([intRange(96, 127), z.null()], {
   error: (i) => `expected null or an integer 96..127, got ${JSON.stringify(i.input)}`,
@@ -68,7 +68,7 @@ const fields = {
   cname: nonEmptyString('a canonical name')
     .optional()
     .describe(
-      "RTCP canonical name (SDES CNAME); default <user>@<host>: the host name if it is fully qualified, else the address the stream leaves from (RFC 3550 6.5.1).",
+      'RTCP canonical name (SDES CNAME); default <user>@<host>: the host name if it is fully qualified, else the address the stream leaves from (RFC 3550 6.5.1).',
     ),
   /**
    * A stall of the process shorter than this is caught up by sending the overdue packets at once; after a longer
@@ -90,6 +90,18 @@ const fields = {
     .describe(
       'Send from the native sender thread (each packet at its deadline) when the addon is built; false forces the ' +
         'JavaScript sender.',
+    ),
+  /**
+   * Real-time scheduling of the native sender thread: SCHED_FIFO priority 20 and 1 ns timer slack, asked of the
+   * kernel by the thread itself (root, CAP_SYS_NICE or an rtprio limit of 20 needed; rtkit is not used).
+   */
+  realtime: realtimeMode()
+    .default('auto')
+    .describe(
+      'Real-time scheduling of the native sender thread (SCHED_FIFO priority 20, 1 ns timer slack), asked of the ' +
+        'kernel directly: it needs root, CAP_SYS_NICE or an rtprio limit of 20 (rtkit is not used). "auto": try, ' +
+        'and log one info line when not permitted; true: try, and warn when not permitted; false: leave the ' +
+        'scheduling alone. Playback goes on at normal priority either way; the JavaScript sender is not affected.',
     ),
 };
 

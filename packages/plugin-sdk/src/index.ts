@@ -19,6 +19,7 @@ export * from './tokens.js';
 export * from './plugin.js';
 export * from './services.js';
 export * from './files.js';
+export * from './realtime.js';
 export { SDK_VERSION } from './version.js';
 export { sdkCopies } from './copies.js';
 import { registerSdkCopy } from './copies.js';
