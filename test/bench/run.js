@@ -7,6 +7,11 @@
 //   BENCH_SECONDS (default 60)  audio per run      BENCH_RUNS (default 3)  runs; the table shows medians
 //   BENCH_OUT (default docs/benchmarks.md)         BENCH_WRITE=0           print only
 //   BENCH_SETTLE_MS (default 10000)  speakerd runs this long after start-up before the three start
+//
+// BENCH_MODE=realtime: the rtp.realtime figure instead. One busy loop per CPU (`sh -c 'while :; do :; done'`,
+// killed whatever happens) competes with two speakerds on the native sender, one with rtp.realtime true and one
+// with false, and GStreamer, in the same run; only the "real-time threads under load" section of BENCH_OUT is
+// rewritten (a plain run keeps that section).
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, createReadStream } from 'node:fs';
 import { connect } from 'node:net';
@@ -24,8 +29,45 @@ const RATE = 44100;
 const SETTLE_MS = Number(process.env.BENCH_SETTLE_MS ?? 10000);
 const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const MODE = process.env.BENCH_MODE ?? 'senders';
+if (MODE !== 'senders' && MODE !== 'realtime') throw new Error(`BENCH_MODE is "senders" or "realtime", not "${MODE}"`);
+/** The speakerds of a run: name and rtp options. */
+const SPEAKERDS =
+  MODE === 'realtime'
+    ? [
+        { name: 'speakerd-rt', rtp: { realtime: true } },
+        { name: 'speakerd-nonrt', rtp: { realtime: false } },
+      ]
+    : [{ name: 'speakerd', rtp: {} }];
+/** SCHED_FIFO priority of the receiver threads in realtime mode (above the senders' 20). */
+const RECEIVER_PRIORITY = 30;
+/** Markers around the real-time section of BENCH_OUT. */
+const RT_BEGIN = '<!-- bench:realtime -->';
+const RT_END = '<!-- /bench:realtime -->';
+
+// ------------------------------------------------------------------ busy loops (realtime mode), always killed
+const busy = new Set();
+function startBusyLoops(n) {
+  for (let i = 0; i < n; i++) {
+    const c = spawn('sh', ['-c', 'while :; do :; done'], { stdio: 'ignore' });
+    busy.add(c);
+    c.on('exit', () => busy.delete(c));
+  }
+}
+function killBusyLoops() {
+  for (const c of busy) c.kill('SIGKILL');
+  busy.clear();
+}
+process.on('exit', killBusyLoops);
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'])
+  process.on(sig, () => {
+    killBusyLoops();
+    process.exit(128 + (sig === 'SIGINT' ? 2 : sig === 'SIGTERM' ? 15 : 1));
+  });
 /** The rtp backend's "rtp sender: …" start-up lines seen (native thread or JS timers). */
 const senderPath = new Set();
+/** Their real-time scheduling lines (BENCH_MODE=realtime). */
+const schedLines = new Set();
 
 function have(cmd, args) {
   const r = spawnSync(cmd, args, { stdio: 'ignore' });
@@ -61,11 +103,19 @@ const median = (xs) =>
 
 /** A receiver on its own thread (test/bench/receiver.js) for one sender. */
 async function openReceiver(name) {
+  const before = new Set(readdirSync('/proc/self/task'));
   const worker = new Worker(new URL('./receiver.js', import.meta.url), { workerData: { clkTck: CLK_TCK } });
   const port = await new Promise((resolve, reject) => {
     worker.once('error', reject);
     worker.once('message', (m) => resolve(m.port));
   });
+  // realtime mode: the receiver threads run SCHED_FIFO above the senders (30 > 20), so that the busy loops delay
+  // their wake-ups neither and an arrival time is the send time
+  if (MODE === 'realtime')
+    for (const tid of readdirSync('/proc/self/task').filter((t) => !before.has(t))) {
+      const r = spawnSync('chrt', ['-f', '-p', String(RECEIVER_PRIORITY), tid], { encoding: 'utf8' });
+      if (r.status !== 0) throw new Error(`chrt -f -p ${RECEIVER_PRIORITY} ${tid}: ${r.stderr || r.error?.message}`);
+    }
   return {
     name,
     port,
@@ -115,20 +165,10 @@ function summarise(s) {
   };
 }
 
-async function oneRun(input, dir, tools) {
-  const streams = {};
-  const names = [
-    'speakerd',
-    ...(tools.ffmpeg ? ['ffmpeg'] : []),
-    ...(tools.gst ? ['gstreamer'] : []),
-    ...(tools.floor ? ['c-floor'] : []),
-  ];
-  for (const name of names) streams[name] = await openReceiver(name);
-  const children = [];
-
-  // speakerd: started first (Node's start-up is not part of the streaming window), fed by a decoder
-  const cfgPath = join(dir, 'speakerrc.json');
-  const socket = join(dir, 'run', 'decoders.sock');
+/** One speakerd on the rtp backend (`rtp` merged into its section), fed `input` by a decoder, not yet playing. */
+async function startSpeakerd(variant, input, dir, stream, children) {
+  const cfgPath = join(dir, `speakerrc-${variant.name}.json`);
+  const socket = join(dir, `run-${variant.name}`, 'decoders.sock');
   writeFileSync(
     cfgPath,
     JSON.stringify({
@@ -136,7 +176,7 @@ async function oneRun(input, dir, tools) {
       ...(process.env.BENCH_BUFFER_MS ? { bufferMs: Number(process.env.BENCH_BUFFER_MS) } : {}),
       backend: 'rtp',
       format: { encoding: 's16le', rate: RATE, channels: 2 },
-      rtp: { destination: '127.0.0.1', port: streams.speakerd.port },
+      rtp: { destination: '127.0.0.1', port: stream.port, ...variant.rtp },
     }),
   );
   const sd = spawn(
@@ -156,7 +196,7 @@ async function oneRun(input, dir, tools) {
     },
   );
   children.push(sd);
-  // which sender the rtp backend uses (native thread or JS timers): its start-up log line says
+  // which sender the rtp backend uses (native thread or JS timers), and its scheduling: its start-up lines say
   let errBuf = '';
   sd.stderr.setEncoding('utf8').on('data', (d) => {
     errBuf += d;
@@ -166,10 +206,12 @@ async function oneRun(input, dir, tools) {
       errBuf = errBuf.slice(i + 1);
       const m = /rtp sender: ([^"]*)/.exec(line);
       if (m) senderPath.add(m[1]);
+      const rt = /"msg":"(real-time scheduling[^"]*)/.exec(line);
+      if (rt) schedLines.add(`${variant.name}: ${rt[1]}`);
       else if (/"level":\s*(40|50|60)|\b(WARN|ERROR|FATAL)\b/.test(line)) process.stderr.write(line + '\n');
     }
   });
-  streams.speakerd.setPid(sd.pid);
+  stream.setPid(sd.pid);
   let buf = '';
   const events = [];
   const waiters = [];
@@ -204,15 +246,33 @@ async function oneRun(input, dir, tools) {
   await new Promise((r) => dec.once('connect', r));
   dec.write(JSON.stringify({ id: 'bench', encoding: 's16le', rate: RATE, channels: 2 }) + '\n');
   createReadStream(input).pipe(dec);
+  return { name: variant.name, sd, waitFor };
+}
+
+async function oneRun(input, dir, tools) {
+  const streams = {};
+  const names = [
+    ...SPEAKERDS.map((v) => v.name),
+    ...(tools.ffmpeg && MODE === 'senders' ? ['ffmpeg'] : []),
+    ...(tools.gst ? ['gstreamer'] : []),
+    ...(tools.floor && MODE === 'senders' ? ['c-floor'] : []),
+  ];
+  for (const name of names) streams[name] = await openReceiver(name);
+  const children = [];
+  if (MODE === 'realtime') startBusyLoops(cpus().length);
+
+  // speakerd: started first (Node's start-up is not part of the streaming window), fed by a decoder
+  const sds = [];
+  for (const v of SPEAKERDS) sds.push(await startSpeakerd(v, input, dir, streams[v.name], children));
   // speakerd is a daemon, started once and long before it plays: its start-up (module loading, JIT, and V8's
   // one-time heap reduction some seconds later) stays out of the window, as ffmpeg's and GStreamer's do
   await sleep(SETTLE_MS);
-  const threads0 = threadsOf(sd.pid);
+  const threads0 = sds.map((x) => threadsOf(x.sd.pid));
   const audio0 = performance.now();
 
   // the three start together
-  sd.stdin.write(JSON.stringify({ type: 'play', id: 'bench' }) + '\n');
-  if (tools.ffmpeg) {
+  for (const x of sds) x.sd.stdin.write(JSON.stringify({ type: 'play', id: 'bench' }) + '\n');
+  if (tools.ffmpeg && streams.ffmpeg) {
     const ff = spawn(
       'ffmpeg',
       [
@@ -268,26 +328,34 @@ async function oneRun(input, dir, tools) {
     children.push(g);
     streams.gstreamer.setPid(g.pid);
   }
-  if (tools.floor) {
+  if (tools.floor && streams['c-floor']) {
     const c = spawn(tools.floor, [String(streams['c-floor'].port), input], { stdio: ['ignore', 'ignore', 'inherit'] });
     children.push(c);
     streams['c-floor'].setPid(c.pid);
   }
-  const exits = children.slice(1).map((c) => new Promise((r) => c.on('exit', r)));
-  await waitFor((e) => e.type === 'finished' && e.id === 'bench');
+  const sdProcs = sds.map((x) => x.sd);
+  const exits = children.filter((c) => !sdProcs.includes(c)).map((c) => new Promise((r) => c.on('exit', r)));
+  await Promise.all(sds.map((x) => x.waitFor((e) => e.type === 'finished' && e.id === 'bench')));
   await sleep(1500); // the last second plays out
-  const threads1 = threadsOf(sd.pid);
+  const threads1 = sds.map((x) => threadsOf(x.sd.pid));
   const audioS = (performance.now() - audio0) / 1000;
   // the receivers stop (each takes one last CPU sample of its sender) before the senders exit
   const recorded = await Promise.all(Object.values(streams).map((s) => s.stop()));
-  sd.stdin.end();
-  await Promise.race([Promise.all([...exits, new Promise((r) => sd.on('exit', r))]), sleep(15000)]);
+  killBusyLoops();
+  for (const x of sds) x.sd.stdin.end();
+  await Promise.race([
+    Promise.all([...exits, ...sdProcs.map((sd) => new Promise((r) => sd.on('exit', r)))]),
+    sleep(15000),
+  ]);
   for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
   const res = recorded.map(summarise);
-  if (threads0 && threads1)
-    res[0].threads = Object.fromEntries(
-      Object.keys(threads1).map((k) => [k, ((threads1[k] - (threads0[k] ?? 0)) * 60) / audioS]),
-    );
+  sds.forEach((x, i) => {
+    const t0 = threads0[i];
+    const t1 = threads1[i];
+    const row = res.find((r) => r.name === x.name);
+    if (t0 && t1 && row)
+      row.threads = Object.fromEntries(Object.keys(t1).map((k) => [k, ((t1[k] - (t0[k] ?? 0)) * 60) / audioS]));
+  });
   return res;
 }
 
@@ -326,9 +394,9 @@ async function main() {
         console.log(
           `  ${x.name.padEnd(10)} packets ${x.packets}  cpu/60s ${fmt(x.cpuPer60s)} s  dev p50 ${fmt(x.p50)} p99 ${fmt(x.p99)} max ${fmt(x.max)} ms (${x.maxLate ? 'late' : 'early'}, at ${fmt(x.maxAt, 1)} s)`,
         );
-      if (res[0].threads)
+      for (const x of res.filter((r) => r.threads))
         console.log(
-          `  speakerd per thread (s per 60 s): ${Object.entries(res[0].threads)
+          `  ${x.name} per thread (s per 60 s): ${Object.entries(x.threads)
             .map(([k, v]) => `${k} ${fmt(v, 3)}`)
             .join(', ')}`,
         );
@@ -360,6 +428,7 @@ async function main() {
       };
     });
     const by = Object.fromEntries(table.map((t) => [t.name, t]));
+    if (MODE === 'realtime') return writeRealtime(runs, table, tools);
     const ratio = (a, b) => (b && Number.isFinite(a / b) ? `${(a / b).toFixed(2)}×` : 'n/a');
     const ver = (cmd, args) => (spawnSync(cmd, args, { encoding: 'utf8' }).stdout ?? '').split('\n')[0].trim();
     const lines = [
@@ -380,6 +449,7 @@ async function main() {
       `- Node ${process.version}; ${tools.ffmpeg ? ver('ffmpeg', ['-version']) : 'no ffmpeg'}; ${tools.gst ? ver('gst-launch-1.0', ['--version']) : 'no GStreamer'}`,
       `- ${RUNS} run(s) of ${SECONDS} s (BENCH_RUNS, BENCH_SECONDS)`,
       `- speakerd's sender: ${senderPath.size ? [...senderPath].join('; ') : 'unknown (no "rtp sender" log line)'}`,
+      `- speakerd's scheduling (rtp.realtime "auto"): ${schedLines.size ? [...schedLines].map((l) => l.replace(/^speakerd: /, '')).join('; ') : 'normal (no real-time scheduling line)'}`,
       '',
       '| sender | packets/s | payload bytes | CPU s per 60 s audio | deviation p50 ms | p99 ms | max ms |',
       '|---|---:|---:|---:|---:|---:|---:|',
@@ -425,14 +495,79 @@ async function main() {
       'comparable: run it on a quiet one.',
       '',
     ];
-    const text = lines.join('\n');
+    // the real-time section (BENCH_MODE=realtime) is kept as it is
+    const text = lines.join('\n') + realtimeSection(readOut());
     console.log('\n' + text);
     if (process.env.BENCH_WRITE !== '0') {
       writeFileSync(OUT, text);
       console.log(`written to ${OUT}`);
     }
   } finally {
+    killBusyLoops();
     rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function readOut() {
+  try {
+    return readFileSync(OUT, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+/** The real-time section of a BENCH_OUT text (with a blank line before it), or ''. */
+function realtimeSection(text) {
+  const a = text.indexOf(RT_BEGIN);
+  const b = text.indexOf(RT_END);
+  return a >= 0 && b > a ? '\n' + text.slice(a, b + RT_END.length) + '\n' : '';
+}
+
+/** BENCH_MODE=realtime: the section comparing rtp.realtime true/false (and GStreamer) under busy loops. */
+function writeRealtime(runs, table, tools) {
+  const by = Object.fromEntries(table.map((t) => [t.name, t]));
+  const perRun = (name, k) => runs.map((r) => fmt(r.find((x) => x.name === name)?.[k])).join(' / ');
+  const ver = (cmd, args) => (spawnSync(cmd, args, { encoding: 'utf8' }).stdout ?? '').split('\n')[0].trim();
+  const rows = ['speakerd-rt', 'speakerd-nonrt', 'gstreamer'].filter((n) => by[n]);
+  const section = [
+    RT_BEGIN,
+    '## Real-time threads under load (`rtp.realtime`)',
+    '',
+    '`BENCH_MODE=realtime node test/bench/run.js` (after `npm run build`): one busy loop per CPU',
+    "(`sh -c 'while :; do :; done'`, killed at the end of each run and on exit) competes with two speakerds on the",
+    'native sender, one with `rtp.realtime: true` (its sender thread SCHED_FIFO priority 20, 1 ns timer slack; the',
+    'bench runs as root) and one with `rtp.realtime: false`, and with GStreamer (same pipeline as above, normal',
+    'priority), all streaming at the same time, each to its own 127.0.0.1 port. The receiver threads run',
+    `SCHED_FIFO priority ${RECEIVER_PRIORITY} (chrt -f -p), above every sender, so that the busy loops delay none of`,
+    'their wake-ups and an arrival time is the send time. Deviation as above; medians of the runs, and each',
+    "run's figure. The GStreamer column is the same pipeline at normal priority.",
+    '',
+    `- Date: ${new Date().toISOString()}`,
+    `- Machine: ${cpus()[0]?.model ?? '?'}, ${cpus().length} CPUs (${cpus().length} busy loops), Linux ${release()}`,
+    `- Node ${process.version}; ${tools.gst ? ver('gst-launch-1.0', ['--version']) : 'no GStreamer'}`,
+    `- ${RUNS} run(s) of ${SECONDS} s (BENCH_RUNS, BENCH_SECONDS); command: \`BENCH_MODE=realtime BENCH_RUNS=${RUNS} BENCH_SECONDS=${SECONDS} node test/bench/run.js\``,
+    ...[...schedLines].map((l) => `- ${l}`),
+    '',
+    '| sender | deviation p50 ms | p99 ms | max ms | p99 per run | max per run | CPU s per 60 s audio |',
+    '|---|---:|---:|---:|---:|---:|---:|',
+    ...rows.map((n) => {
+      const t = by[n];
+      return `| ${n} | ${fmt(t.p50)} | ${fmt(t.p99)} | ${fmt(t.max)} | ${perRun(n, 'p99')} | ${perRun(n, 'max')} | ${fmt(t.cpuPer60s, 3)} |`;
+    }),
+    '',
+    RT_END,
+  ].join('\n');
+  console.log('\n' + section);
+  if (process.env.BENCH_WRITE !== '0') {
+    const old = readOut();
+    const a = old.indexOf(RT_BEGIN);
+    const b = old.indexOf(RT_END);
+    const text =
+      a >= 0 && b > a
+        ? old.slice(0, a) + section + old.slice(b + RT_END.length)
+        : old.replace(/\n*$/, '\n\n') + section + '\n';
+    writeFileSync(OUT, text);
+    console.log(`written to ${OUT}`);
   }
 }
 
