@@ -279,10 +279,9 @@ describe.concurrent('fault injection through the command backend', () => {
     },
   );
 
-  // DEFECT: a reload that replaces a lost backend by one that works sends no `backend` `ok` event: status says
-  // backendState "ok", the next track plays in full, but the music server's last `backend` event stays `lost`
-  // (engine.ts backendChanged reports the new backend's state only when it is not ok).
-  it.fails(
+  // A reload that replaces a lost backend by one that works says `backend` `ok` (it once did not: status said ok,
+  // the music server's last event stayed `lost`).
+  it(
     'after exit 3, a reload to a working command reports backend ok and the next track plays in full',
     { timeout: 40000 },
     async (t) => {

@@ -130,9 +130,12 @@ export class Engine {
       {
         backendChanged: (d) => {
           this.#installBackendCommands(d);
-          // a new backend (reload) whose device cannot be opened says so when it takes over
+          // the music server hears the new backend's state when it takes over, if it is not the state it last
+          // heard: a new backend whose device cannot be opened says so; one that is fine after a lost one says ok
           if (d.lastReport && d.lastReport.state !== 'ok' && d.lastReport.state === d.state)
             this.#sendBackendEvent(d.lastReport);
+          else if (d.state === 'ok' && this.#reportedState !== 'ok')
+            this.#sendBackendEvent({ state: 'ok', plugin: d.plugin, message: `${d.plugin}: took over (reload)` });
         },
       },
     );
@@ -229,7 +232,11 @@ export class Engine {
     this.#sendBackendEvent(r);
   }
 
+  /** The backend state the music server last heard (`ok` until a `backend` event says otherwise). */
+  #reportedState: BackendReport['state'] = 'ok';
+
   #sendBackendEvent(r: BackendReport): void {
+    this.#reportedState = r.state;
     this.#out.send({
       type: 'backend',
       state: r.state,
