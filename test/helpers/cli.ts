@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, onTestFinished } from 'vitest';
+import { afterAll } from 'vitest';
 
 export const REPO = fileURLToPath(new URL('../..', import.meta.url));
 /**
@@ -58,33 +58,30 @@ export function runSpeakerd(args: string[], options: RunOptions & { bin?: string
   return runNode([options.bin ?? SPEAKERD, ...args], options);
 }
 
-/** Directories made by {@link tempDir} outside a test (in a beforeAll, say): removed when the file's tests end. */
-const fileLevel = new Set<string>();
+/** Directories made by {@link tempDir} and not yet removed: removed when the file's tests end. */
+const made = new Set<string>();
 try {
   afterAll(() => {
-    for (const d of fileLevel) rmSync(d, { recursive: true, force: true });
-    fileLevel.clear();
+    for (const d of made) rmSync(d, { recursive: true, force: true });
+    made.clear();
   });
 } catch {
   // imported outside a test file's collection (a script): callers clean up themselves
 }
 
 /**
- * A temporary directory removed by the returned function, and in any case when the test that made it ends (passed
- * or failed: failed runs left ~200 speakerd-* directories in /tmp per few runs), or, made outside a test, when the
- * file's tests end.
+ * A temporary directory removed by the returned function, and in any case when the test file's tests end, passed or
+ * failed (failed runs left ~200 speakerd-* directories in /tmp per few runs). Not at the end of the test that made
+ * it: under describe.concurrent the global onTestFinished may attach to another test and remove a directory a
+ * running speakerd still uses.
  */
 export function tempDir(prefix = 'speakerd-test-'): { dir: string; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), prefix));
+  made.add(dir);
   const cleanup = () => {
-    fileLevel.delete(dir);
+    made.delete(dir);
     rmSync(dir, { recursive: true, force: true });
   };
-  try {
-    onTestFinished(cleanup);
-  } catch {
-    fileLevel.add(dir);
-  }
   return { dir, cleanup };
 }
 
