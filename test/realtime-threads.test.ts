@@ -125,13 +125,17 @@ const canFifo = (() => {
   const r = spawnSync('chrt', ['-f', '20', 'true'], { stdio: 'ignore' });
   return !r.error && r.status === 0;
 })();
-/** A wrapper that takes CAP_SYS_NICE away and sets RLIMIT_RTPRIO to 0: sched_setscheduler then gets EPERM. */
+/**
+ * A wrapper under which sched_setscheduler gets EPERM: RLIMIT_RTPRIO 0 (prlimit; an unprivileged process may have
+ * SCHED_FIFO up to it) and, as root, CAP_SYS_NICE taken away (setpriv). Undefined (the tests skip, saying why)
+ * when the tools are missing.
+ */
 function refusingWrapper(): string[] | undefined {
+  if (!haveTool('prlimit', ['prlimit', '--version'])) return undefined;
+  const prlimit = ['prlimit', '--rtprio=0:0', '--'];
+  if (!isRoot) return prlimit;
   if (!haveTool('setpriv', ['setpriv', '--version'])) return undefined;
-  const setpriv = ['setpriv', '--inh-caps=-sys_nice', '--bounding-set=-sys_nice', '--'];
-  // RLIMIT_RTPRIO > 0 would let an unprivileged process have SCHED_FIFO up to it: make it 0 too
-  const prlimit = spawnSync('prlimit', ['--version'], { stdio: 'ignore' });
-  return !prlimit.error && prlimit.status === 0 ? ['prlimit', '--rtprio=0:0', '--', ...setpriv] : setpriv;
+  return [...prlimit, 'setpriv', '--inh-caps=-sys_nice', '--bounding-set=-sys_nice', '--'];
 }
 
 const RTP_ADDON = join(import.meta.dirname, '..', 'packages', 'plugin-rtp', 'build', 'Release', 'speakerd_rtp.node');
@@ -189,7 +193,7 @@ describe.skipIf(!haveRtp)('rtp: realtime option of the native sender thread', ()
     expect(s.stderr).not.toContain('real-time scheduling');
   });
 
-  const refusing = isRoot ? refusingWrapper() : undefined;
+  const refusing = refusingWrapper();
   it.skipIf(!refusing)('refused (no CAP_SYS_NICE, rtprio 0): "auto" logs one info line, plays the track', async () => {
     const { s, rx, thread, all, pcm } = await rtpPlay('auto', refusing);
     const line = logLine(s, 'real-time scheduling was not permitted');
@@ -258,7 +262,7 @@ describe.skipIf(!haveAlsa)('alsa: realtime option of the writer thread', () => {
     expect(Buffer.compare(got, pcm)).toBe(0);
   });
 
-  const refusing = isRoot ? refusingWrapper() : undefined;
+  const refusing = refusingWrapper();
   it.skipIf(!refusing)('refused (no CAP_SYS_NICE, rtprio 0): "auto" logs one info line, plays byte-exact', async () => {
     const { s, thread, all, got, pcm } = await alsaPlay('auto', refusing);
     const line = logLine(s, 'real-time scheduling was not permitted');
