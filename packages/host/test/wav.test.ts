@@ -104,7 +104,9 @@ describe('WavHeaderReader', () => {
   it('many small chunks that reach past the bound are an error, not a wait', () => {
     const smalls = Array.from({ length: MAX_WAV_HEADER_BYTES / 16 + 1 }, () => chunk('junk', Buffer.alloc(8)));
     const { out } = drip(wav(smalls, 0, Buffer.alloc(0)), 1000);
-    expect(out.kind === 'error' && out.message).toMatch(/no data chunk in the first 65536 bytes|too large before the data chunk/);
+    expect(out.kind === 'error' && out.message).toMatch(
+      /no data chunk in the first 65536 bytes|too large before the data chunk/,
+    );
   });
 
   it('a header that is not complete yet asks for more', () => {
