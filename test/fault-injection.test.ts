@@ -13,6 +13,7 @@ import { bytesPerFrame, type SampleFormat } from '@speakerd/plugin-sdk';
 import { decoder, Speakerd, wallNow, type Event } from './helpers/speakerd.js';
 import { firstDifference, noise } from './helpers/pcm.js';
 import { backendEvents, readOutput, sleep, until, untilEof, untilFileSize } from './helpers/faulty.js';
+import { dead } from '../packages/plugin-command/test/helpers.js';
 
 const CD: SampleFormat = { encoding: 's16le', rate: 44100, channels: 2 };
 type Ctx = Pick<TestContext, 'expect' | 'onTestFinished'>;
@@ -76,16 +77,6 @@ function children(pid: number): number[] {
     // the process ended
   }
   return [...new Set(out)];
-}
-
-/** The process is gone or a zombie. */
-function dead(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return /^[ZX]/.test(stat.slice(stat.lastIndexOf(')') + 2));
-  } catch {
-    return true;
-  }
 }
 
 /** The single live child of speakerd that is not in `old` (the output command's current run). */

@@ -91,11 +91,7 @@ async function startSpeakerd(config: Record<string, unknown>, wrapper: string[] 
   const child = spawn(cmd!, [...pre, ...args], { cwd: dir, stdio: ['pipe', 'pipe', 'pipe'] });
   const s = new Speakerd(child, dir, socket);
   cleanups.push(() => s.dispose());
-  await s
-    .waitFor((e) => e.type === 'ready', 15000)
-    .catch((err: unknown) => {
-      throw new Error(`${String(err)}\n${s.stderr}`);
-    });
+  await s.ready();
   return s;
 }
 

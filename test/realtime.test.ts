@@ -56,11 +56,7 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 async function start(config: Record<string, unknown>): Promise<Speakerd> {
   const s = await Speakerd.start({ format: CD, ...config }, { waitReady: false });
   cleanups.push(() => s.dispose());
-  await s
-    .waitFor((e) => e.type === 'ready', 15000)
-    .catch((err: unknown) => {
-      throw new Error(`${String(err)}\n${s.stderr}`);
-    });
+  await s.ready();
   return s;
 }
 

@@ -80,8 +80,15 @@ export class Speakerd {
       { cwd: dir, stdio: ['pipe', 'pipe', 'pipe'] },
     );
     const s = new Speakerd(child, dir, socket);
-    if (opts.waitReady !== false) await s.waitFor((e) => e.type === 'ready', 15000);
+    if (opts.waitReady !== false) await s.ready();
     return s;
+  }
+
+  /** Wait for `ready`; if it does not come, the error carries what speakerd wrote on stderr. */
+  async ready(ms = 15000): Promise<void> {
+    await this.waitFor((e) => e.type === 'ready', ms).catch((err: unknown) => {
+      throw new Error(`${String(err)}\n${this.stderr}`);
+    });
   }
 
   /** When `event` (one of `events`) arrived, on the {@link wallNow} scale. */

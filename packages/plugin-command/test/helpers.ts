@@ -2,7 +2,7 @@ import { onTestFinished } from 'vitest';
 import plugin from '../src/index.js';
 import { VirtualClock, bytesPerFrame, type Clock, type SampleFormat } from '@speakerd/plugin-sdk';
 import { createTestBackend, feed, type TestBackend } from '@speakerd/plugin-sdk/testing';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -51,4 +51,14 @@ export function count(log: Harness['log'], re: RegExp): number {
  */
 export function pump(h: Harness, data: Uint8Array, format: SampleFormat, stepMs = 20): Promise<void> {
   return feed(h, data, format, { stepMs });
+}
+
+/** The process is gone or a zombie (a grandchild is reaped by whatever init the machine has, whenever). */
+export function dead(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return /^[ZX]/.test(stat.slice(stat.lastIndexOf(')') + 2));
+  } catch {
+    return true;
+  }
 }

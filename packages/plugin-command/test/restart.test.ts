@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { RealClock, VirtualClock } from '@speakerd/plugin-sdk';
-import { CD, count, makeBackend, pattern, sleep, waitFor, type Harness } from './helpers.js';
+import { CD, count, dead, makeBackend, pattern, sleep, waitFor, type Harness } from './helpers.js';
 
 let h: Harness | undefined;
 afterEach(async () => {
@@ -15,16 +15,6 @@ function restartDelays(hh: Harness): number[] {
   return hh.log.entries.filter((e) => /^restarting the command/.test(e.msg)).map((e) => e.fields.delayMs as number);
 }
 const starts = (hh: Harness) => count(hh.log, /^command started/);
-
-/** The process is gone or a zombie (a grandchild is reaped by whatever init the machine has, whenever). */
-function dead(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return /^[ZX]/.test(stat.slice(stat.lastIndexOf(')') + 2));
-  } catch {
-    return true;
-  }
-}
 
 async function readPid(dir: string): Promise<number> {
   const file = join(dir, 'pid');
