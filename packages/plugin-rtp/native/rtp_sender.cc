@@ -255,6 +255,15 @@ class Sender : public Napi::ObjectWrap<Sender> {
     if (connect(fd, res->ai_addr, res->ai_addrlen) < 0) return fail("connect");
     freeaddrinfo(res);
     pthread_mutex_lock(&mu_);
+    if (closed_) {
+      // Shutdown() has closed the recipients already: this socket would never be closed
+      pthread_mutex_unlock(&mu_);
+      close(fd);
+      Napi::Error e = Napi::Error::New(env, "the sender is closed");
+      e.Set("code", Napi::String::New(env, "ECLOSED"));
+      e.ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
     int id = nextId_++;
     recipients_.push_back(Recipient{id, fd, label});
     pthread_mutex_unlock(&mu_);

@@ -37,7 +37,7 @@ export const DELIVERY = { unicast: 0, multicast: 1, broadcast: 2 } as const;
 export interface NativeSender {
   /** (Re)allocate the ring: `slots` packets of at most `slotBytes` bytes. Drops what is queued. */
   configure(slots: number, slotBytes: number): void;
-  /** A connected UDP socket to a numeric address; throws an Error with `code` (errno name). Returns its id. */
+  /** A connected UDP socket to a numeric address; throws an Error with `code` (errno name; ECLOSED after close()). Returns its id. */
   addRecipient(
     address: string,
     port: number,

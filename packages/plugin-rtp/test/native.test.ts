@@ -1,6 +1,6 @@
 // The native clock-out path (native/rtp_sender.cc) on the real clock and real UDP on 127.0.0.1. Skipped, with
 // the reason printed, when the addon is not built. No timed performance assertions: pacing is in the benchmark.
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RealClock, bytesPerFrame, type SampleFormat } from '@speakerd/plugin-sdk';
@@ -463,5 +463,26 @@ describe('rtp native sender: queries are queries, endFill() is the hand-over', (
     const total = lengths.reduce((a, b) => a + b, 0);
     expect(sizes[sizes.length - 1]).toBe((total % 360) * 4);
     expect(fills).toBeGreaterThan(10);
+  });
+});
+
+describe('native sender entry points', () => {
+  it('addRecipient on a closed sender refuses (ECLOSED) and leaves no socket open', () => {
+    const { binding } = loadNative();
+    if (!haveNative() || !binding) return;
+    const sender = new binding.Sender(() => {}, false);
+    sender.close();
+    const fds = () => readdirSync('/proc/self/fd').length;
+    const before = fds();
+    let code: unknown;
+    for (let i = 0; i < 20; i++) {
+      try {
+        sender.addRecipient('127.0.0.1', 9, 0, 1, false, '', 'x');
+      } catch (err) {
+        code = (err as { code?: unknown }).code;
+      }
+    }
+    expect(code).toBe('ECLOSED');
+    expect(fds()).toBe(before);
   });
 });
