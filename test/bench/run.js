@@ -495,8 +495,8 @@ async function main() {
       'comparable: run it on a quiet one.',
       '',
     ];
-    // the real-time section (BENCH_MODE=realtime) is kept as it is
-    const text = lines.join('\n') + realtimeSection(readOut());
+    // the real-time section (BENCH_MODE=realtime) and the start-up one are kept as they are
+    const text = lines.join('\n') + keptSections(readOut());
     console.log('\n' + text);
     if (process.env.BENCH_WRITE !== '0') {
       writeFileSync(OUT, text);
@@ -517,10 +517,11 @@ function readOut() {
 }
 
 /** The real-time section of a BENCH_OUT text (with a blank line before it), or ''. */
-function realtimeSection(text) {
-  const a = text.indexOf(RT_BEGIN);
-  const b = text.indexOf(RT_END);
-  return a >= 0 && b > a ? '\n' + text.slice(a, b + RT_END.length) + '\n' : '';
+/** The sections this run does not write (`<!-- bench:NAME -->` … `<!-- /bench:NAME -->`: real-time, start-up), kept. */
+function keptSections(text) {
+  const out = [];
+  for (const m of text.matchAll(/<!-- bench:([\w-]+) -->[\s\S]*?<!-- \/bench:\1 -->/g)) out.push('\n' + m[0] + '\n');
+  return out.join('');
 }
 
 /** BENCH_MODE=realtime: the section comparing rtp.realtime true/false (and GStreamer) under busy loops. */

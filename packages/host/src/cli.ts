@@ -1,61 +1,17 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { pluginLines } from './plugin-list.js';
-import { addDoctorCommand } from './doctor.js';
-import { closest } from './plugins.js';
-import { ErrorCodes, SpeakerdError, formatToString, isSpeakerdError } from '@speakerd/plugin-sdk';
-import { ConfigError, configSource, configToJson, loadConfig, type ResolvedConfig } from './config.js';
-import { createLogger, LOG_LEVELS, type LogLevel } from './logger.js';
-import { configSchema, schemaToText } from './schema.js';
+import { EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, ExitError, fail } from './cli-exit.js';
+import { LOG_LEVELS, type LogLevel } from './log-levels.js';
 import { VERSION } from './version.js';
 
-/** Exit codes: 0 fine, 1 failure at run time, 2 bad configuration or usage (PROTOCOL.md section 1). */
-export const EXIT_OK = 0;
-export const EXIT_FAILURE = 1;
-export const EXIT_CONFIG = 2;
+// The CLI's definition loads only commander and the three small modules above: `--help` and `--version` cost little
+// more than Node's own start. Each subcommand imports what it uses when it runs.
+
+export { EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, ExitError };
 
 export interface GlobalOptions {
   config?: string;
   allowRoot?: boolean;
   logLevel: LogLevel;
-}
-
-/** Thrown to leave with an exit code after the message has been printed. */
-export class ExitError extends Error {
-  constructor(readonly exitCode: number) {
-    super(`exit ${exitCode}`);
-  }
-}
-
-function fail(message: string, code = EXIT_CONFIG): never {
-  process.stderr.write(`speakerd: ${message}\n`);
-  throw new ExitError(code);
-}
-
-/** Print a configuration or plugin error the way people read it (no stack trace), then exit 2. */
-export function failWith(err: unknown): never {
-  if (err instanceof ConfigError) fail(`invalid configuration\n${err.describe()}`);
-  if (isSpeakerdError(err))
-    fail(
-      err.toString(),
-      err.code === ErrorCodes.BACKEND || err.code === ErrorCodes.SOCKET ? EXIT_FAILURE : EXIT_CONFIG,
-    );
-  throw err;
-}
-
-export function refuseRoot(opts: GlobalOptions): void {
-  if (typeof process.getuid === 'function' && process.getuid() === 0 && !opts.allowRoot)
-    fail(
-      `${ErrorCodes.ROOT}: refusing to run as root (a sound server has no need for it); ` +
-        `run as an ordinary user, or pass --allow-root if you really mean it`,
-    );
-}
-
-export async function loadOrFail(opts: GlobalOptions, overrides?: Record<string, unknown>): Promise<ResolvedConfig> {
-  try {
-    return await loadConfig(opts.config, process.cwd(), overrides);
-  } catch (err) {
-    failWith(err);
-  }
 }
 
 function parseLevel(value: string): LogLevel {
@@ -102,6 +58,7 @@ export function buildProgram(actions: Actions): Command {
       const word = program.args[0];
       if (word !== undefined) {
         const known = program.commands.map((c) => c.name());
+        const { closest } = await import('./plugins.js');
         const near = closest(word, known);
         fail(
           `unknown command "${word}"${near.length > 0 ? `. Did you mean "${near[0]}"?` : ''} ` +
@@ -148,6 +105,8 @@ export function buildProgram(actions: Actions): Command {
     .description('validate the configuration and print it, resolved, as JSON (exit 0 valid, 2 invalid)')
     .action(async (_o: unknown, cmd: Command) => {
       const opts = cmd.optsWithGlobals<GlobalOptions>();
+      const { refuseRoot, loadOrFail } = await import('./cli-config.js');
+      const { configSource, configToJson } = await import('./config.js');
       refuseRoot(opts);
       const config = await loadOrFail(opts);
       if (config.file === undefined) process.stderr.write(`speakerd: ${configSource(config)}\n`);
@@ -174,13 +133,10 @@ export function buildProgram(actions: Actions): Command {
     )
     .action(async (_o: unknown, cmd: Command) => {
       const opts = cmd.optsWithGlobals<GlobalOptions>();
+      const { refuseRoot, failWith } = await import('./cli-config.js');
+      const { configSchema, schemaToText } = await import('./schema.js');
       refuseRoot(opts);
-      let text: string;
-      try {
-        text = schemaToText(await configSchema(opts.config));
-      } catch (err) {
-        failWith(err);
-      }
+      const text = await configSchema(opts.config).then(schemaToText, failWith);
       process.stdout.write(text);
       process.exitCode = EXIT_OK;
     });
@@ -192,6 +148,8 @@ export function buildProgram(actions: Actions): Command {
     )
     .action(async (_o: unknown, cmd: Command) => {
       const opts = cmd.optsWithGlobals<GlobalOptions>();
+      const { refuseRoot } = await import('./cli-config.js');
+      const { pluginLines } = await import('./plugin-list.js');
       refuseRoot(opts);
       const { lines, error } = await pluginLines(opts.config);
       for (const l of lines)
@@ -201,7 +159,29 @@ export function buildProgram(actions: Actions): Command {
       if (error !== undefined) process.stderr.write(`speakerd: the configuration does not load: ${error}\n`);
       process.exitCode = error === undefined ? EXIT_OK : EXIT_CONFIG;
     });
-  addDoctorCommand(program, addGlobals);
+  addGlobals(program.command('doctor'))
+    .description(
+      'check what speakerd needs here — the config file, the addons, libasound, the configured output, ffmpeg, ' +
+        'the decoder socket directory, RTP on loopback — one line each with what to do (exit 0, or 1 when a check fails)',
+    )
+    .option('--json', 'print the checks as JSON')
+    .action(async (o: { json?: boolean }, cmd: Command) => {
+      const opts = cmd.optsWithGlobals<GlobalOptions & { json?: boolean }>();
+      const { runDoctor, formatCheck } = await import('./doctor.js');
+      const report = await runDoctor(opts.config, process.cwd(), opts.allowRoot === true);
+      if (o.json || opts.json) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+      else {
+        for (const c of report.checks) process.stdout.write(formatCheck(c) + '\n');
+        const fails = report.checks.filter((c) => c.level === 'fail').length;
+        const warns = report.checks.filter((c) => c.level === 'warn').length;
+        process.stdout.write(
+          fails === 0
+            ? `speakerd doctor: nothing fails${warns > 0 ? ` (${warns} warning${warns === 1 ? '' : 's'})` : ''}\n`
+            : `speakerd doctor: ${fails} check${fails === 1 ? '' : 's'} failed${warns > 0 ? `, ${warns} warning${warns === 1 ? '' : 's'}` : ''}\n`,
+        );
+      }
+      process.exitCode = report.ok ? 0 : 1;
+    });
 
   return program;
 }
@@ -217,8 +197,9 @@ export async function runCli(argv: string[], actions: Actions): Promise<number> 
     const code = (err as { code?: string }).code;
     if (code === 'commander.helpDisplayed' || code === 'commander.version') return EXIT_OK;
     if (typeof code === 'string' && code.startsWith('commander.')) return EXIT_CONFIG;
+    const { isSpeakerdError } = await import('@speakerd/plugin-sdk');
     if (isSpeakerdError(err)) {
-      process.stderr.write(`speakerd: ${(err as SpeakerdError).toString()}\n`);
+      process.stderr.write(`speakerd: ${err.toString()}\n`);
       return EXIT_FAILURE;
     }
     process.stderr.write(
@@ -227,5 +208,3 @@ export async function runCli(argv: string[], actions: Actions): Promise<number> 
     return EXIT_FAILURE;
   }
 }
-
-export { createLogger, formatToString };

@@ -1,5 +1,7 @@
 import { Engine } from './engine.js';
-import { failWith, loadOrFail, refuseRoot, EXIT_FAILURE, EXIT_OK, type GlobalOptions } from './cli.js';
+import type { GlobalOptions } from './cli.js';
+import { failWith, loadOrFail, refuseRoot } from './cli-config.js';
+import { EXIT_FAILURE, EXIT_OK } from './cli-exit.js';
 import { configSource } from './config.js';
 import { createLogger } from './logger.js';
 import { isSpeakerdError } from '@speakerd/plugin-sdk';

@@ -4,9 +4,7 @@ import { access } from 'node:fs/promises';
 import { createConnection } from 'node:net';
 import { delimiter, dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type { Command } from 'commander';
 import { isSpeakerdError } from '@speakerd/plugin-sdk';
-import type { GlobalOptions } from './cli.js';
 import { ConfigError, loadConfig, type ResolvedConfig } from './config.js';
 import { socketDirProblem } from './decoders/server.js';
 import { defaultSocketPath } from './config-schema.js';
@@ -416,27 +414,3 @@ export function formatCheck(c: Check): string {
 }
 
 /** Register `speakerd doctor` (after `plugins`). */
-export function addDoctorCommand(program: Command, addGlobals: (cmd: Command) => Command): void {
-  addGlobals(program.command('doctor'))
-    .description(
-      'check what speakerd needs here — the config file, the addons, libasound, the configured output, ffmpeg, ' +
-        'the decoder socket directory, RTP on loopback — one line each with what to do (exit 0, or 1 when a check fails)',
-    )
-    .option('--json', 'print the checks as JSON')
-    .action(async (o: { json?: boolean }, cmd: Command) => {
-      const opts = cmd.optsWithGlobals<GlobalOptions & { json?: boolean }>();
-      const report = await runDoctor(opts.config, process.cwd(), opts.allowRoot === true);
-      if (o.json || opts.json) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
-      else {
-        for (const c of report.checks) process.stdout.write(formatCheck(c) + '\n');
-        const fails = report.checks.filter((c) => c.level === 'fail').length;
-        const warns = report.checks.filter((c) => c.level === 'warn').length;
-        process.stdout.write(
-          fails === 0
-            ? `speakerd doctor: nothing fails${warns > 0 ? ` (${warns} warning${warns === 1 ? '' : 's'})` : ''}\n`
-            : `speakerd doctor: ${fails} check${fails === 1 ? '' : 's'} failed${warns > 0 ? `, ${warns} warning${warns === 1 ? '' : 's'}` : ''}\n`,
-        );
-      }
-      process.exitCode = report.ok ? 0 : 1;
-    });
-}

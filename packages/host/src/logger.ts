@@ -2,8 +2,9 @@ import pino from 'pino';
 import pretty from 'pino-pretty';
 import type { Logger } from '@speakerd/plugin-sdk';
 
-export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const;
-export type LogLevel = (typeof LOG_LEVELS)[number];
+import { registerLogFlush } from './log-flush.js';
+import { LOG_LEVELS, type LogLevel } from './log-levels.js';
+export { LOG_LEVELS, type LogLevel };
 
 /** Log lines buffered for stderr beyond which new lines are dropped rather than blocking the play loop. */
 export const MAX_LOG_BUFFER_BYTES = 1 << 20;
@@ -55,3 +56,5 @@ export function flushLogs(): void {
     // stderr is gone or full: nothing more can be done
   }
 }
+
+registerLogFlush(flushLogs);
