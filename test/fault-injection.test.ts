@@ -456,15 +456,30 @@ describe.concurrent('fault injection through the command backend', () => {
       const rssHeld = rssMax;
       // playing it: the decoder is read as the track plays, bounded by bufferMs (1 s: 6 MB) as the current track
       let rssPlaying = rssMax;
+      let bufferedPlaying = 0;
+      let playing = true;
       const sampler = setInterval(() => (rssPlaying = Math.max(rssPlaying, rssKb(pidOf(s)))), 100);
       t.onTestFinished(() => clearInterval(sampler));
+      const statusSampler = (async () => {
+        while (playing) {
+          const x = (await s.status()).tracks.find((y: any) => y.id === 'big');
+          if (x) bufferedPlaying = Math.max(bufferedPlaying, x.bufferedSeconds);
+          await sleep(200);
+        }
+      })();
       s.send({ type: 'play', id: 'big' });
       await flood;
       await finished(s, 'big', 30000);
+      playing = false;
+      await statusSampler;
       const file = join(s.dir, 'out.raw');
       await untilFileSize(file, track.length, 10000);
       clearInterval(sampler);
-      t.expect(rssPlaying - rss0).toBeLessThan(40 * 1024);
+      // what speakerd holds of the track while it plays is bounded by bufferMs (1 s); RSS also carries the garbage
+      // of 49 MB passed through until V8 collects it (30-42 MB seen in CI), so its bound only says "not the track
+      // twice over"
+      t.expect(bufferedPlaying).toBeLessThanOrEqual(1.25);
+      t.expect(rssPlaying - rss0).toBeLessThan(64 * 1024);
       await sleep(100);
       const out = readOutput(file);
       t.expect(out.length).toBe(track.length);
@@ -476,6 +491,7 @@ describe.concurrent('fault injection through the command backend', () => {
         rssStartMB: +(rss0 / 1024).toFixed(1),
         rssMaxHeldBackMB: +(rssHeld / 1024).toFixed(1),
         rssMaxPlayingMB: +(rssPlaying / 1024).toFixed(1),
+        bufferedSecondsMaxPlaying: bufferedPlaying,
       });
       t.expect(await s.close()).toBe(0);
     },
