@@ -77,7 +77,7 @@ async function sampleWhile(pid: number, name: string, ms = 8000): Promise<{ thre
     if (thread) return { thread, all };
     if (Date.now() > end)
       throw new Error(`no thread "${name}" in ${pid}: ${all.map((t) => t.name).join(', ') || '(none)'}`);
-    await sleep(50);
+    await sleep(5);
   }
 }
 
@@ -221,11 +221,12 @@ async function alsaPlay(realtime: boolean | 'auto', wrapper: string[] = []) {
     { backend: 'alsa', alsa: { device: 'speakerd_capture:./out.raw', realtime }, format: CD },
     wrapper,
   );
-  const pcm = noise(44100 * 4 * 2, 9); // 2 s
+  // sampled from play on, every 5 ms: the writer thread lives only while the device is open (a 2 s track sampled
+  // from 300 ms after play on at 50 ms steps was missed once on a busy CI machine)
+  const pcm = noise(44100 * 4 * 3, 9);
   const r = await decoder(s.socket, { id: 'a', ...CD }, pcm, { chunk: 7001 });
   expect(r.reply).toEqual({ ok: true });
   s.send({ type: 'play', id: 'a' });
-  await sleep(300);
   const sample = await sampleWhile(pidOf(s), 'speakerd-alsa');
   await s.waitFor((e) => e.type === 'finished' && e.id === 'a', 20000);
   const file = join(s.dir, 'out.raw');
