@@ -5,7 +5,8 @@
  * Pipeline for one chunk: decode to planar float64 (full scale = 1.0) -> channel mix (first, when it reduces the
  * channel count) -> resample (only when the rates differ) -> channel mix (when it increases the count) -> encode.
  * Identical formats pass the input through untouched; formats that differ only in byte order are byte-swapped
- * (bit-exact, NaN payloads included).
+ * (bit-exact, NaN payloads included). s16le to s16le with a rate change and no channel mix (the common case) hands
+ * the bytes to the resampler, which decodes and encodes them in its kernel (the same samples as the planes).
  */
 import {
   MAX_CHANNELS,
@@ -80,6 +81,8 @@ class PcmConverter implements Converter {
   private readonly mixer: ChannelMixer | null;
   private readonly mixFirst: boolean;
   private readonly resampler: Resampler | null;
+  /** s16le in and out, same channels, a rate change: the resampler reads and writes the bytes itself. */
+  private readonly s16: boolean;
   private readonly block: number;
   /** Decoded input (input channels). */
   private readonly decoded: Float64Array[] = [];
@@ -114,8 +117,10 @@ class PcmConverter implements Converter {
     const resampledChannels = Math.min(input.channels, output.channels);
     this.resampler =
       converting && input.rate !== output.rate ? new Resampler(input.rate, output.rate, resampledChannels) : null;
+    this.s16 =
+      this.resampler !== null && this.mixer === null && input.encoding === 's16le' && output.encoding === 's16le';
     this.block = this.resampler ? this.resampler.blockFor(BLOCK) : BLOCK;
-    if (converting) {
+    if (converting && !this.s16) {
       this.decoded = planes(input.channels, this.block);
       if (this.mixer && this.mixFirst) this.premixed = planes(output.channels, this.block);
       if (this.resampler) this.resampled = planes(resampledChannels, BLOCK);
@@ -142,6 +147,16 @@ class PcmConverter implements Converter {
     const rs = this.resampler;
     if (rs === null) this.reserve(frames * this.outFrame);
     else this.reserve(rs.maxOutputsFor(frames) * this.outFrame);
+    if (this.s16) {
+      for (let fed = 0; fed < frames;) {
+        const w = Math.min(rs!.space(), frames - fed);
+        rs!.writeS16(input.subarray(fed * this.inFrame, (fed + w) * this.inFrame), w);
+        fed += w;
+        this.drain(Infinity);
+      }
+      this.framesIn += frames;
+      return this.out.subarray(0, this.outLength);
+    }
     for (let done = 0; done < frames;) {
       const n = Math.min(this.block, frames - done);
       decode(this.input.encoding, input, view, done * this.inFrame, n, this.input.channels, this.decoded, 0);
@@ -195,6 +210,16 @@ class PcmConverter implements Converter {
     for (;;) {
       const max = Math.min(BLOCK, limit);
       if (max <= 0) return;
+      if (this.s16) {
+        const bytes = max * this.outFrame;
+        if (this.outLength + bytes > this.out.length) this.grow(this.outLength + bytes);
+        const n = rs.readS16(this.out, this.outLength, max);
+        this.framesOut += n;
+        limit -= n;
+        this.outLength += n * this.outFrame;
+        if (n < max) return;
+        continue;
+      }
       const n = rs.read(this.resampled, 0, max);
       if (n === 0) return;
       this.framesOut += n;
