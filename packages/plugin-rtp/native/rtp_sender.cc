@@ -285,40 +285,60 @@ class Sender : public Napi::ObjectWrap<Sender> {
     return Napi::Boolean::New(info.Env(), found);
   }
 
-  // enqueue(packets: Buffer (slotBytes apart), meta: Float64Array [deadlineMs, len, frames, hostFrames]*, n)
-  //   -> packets accepted (all of them unless the ring is full)
+  // enqueue(ring: Uint8Array, headers: Uint8Array (12 bytes a packet), meta: Float64Array, first, n)
+  //   meta per packet (META = 6): [deadlineMs, offset, len1, len2, frames, hostFrames]: the payload is len1 bytes
+  //   of `ring` at `offset` followed by len2 bytes of `ring` from 0 (the JS ring wraps), or len1 zero bytes
+  //   (silence) when offset is -1. Packets first .. first + n - 1 are copied, header and payload, straight into
+  //   the thread's slots: one copy per packet, from the JS ring. -> packets accepted (all unless the ring is full)
   Napi::Value Enqueue(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    auto buf = info[0].As<Napi::Uint8Array>();
-    auto meta = info[1].As<Napi::Float64Array>();
-    uint32_t n = info[2].As<Napi::Number>().Uint32Value();
-    uint32_t stride = info.Length() > 3 ? info[3].As<Napi::Number>().Uint32Value() : 0;
-    if (meta.ElementLength() < size_t(n) * 4) n = uint32_t(meta.ElementLength() / 4);
-    const uint8_t* src = buf.Data();
-    size_t srcLen = buf.ByteLength();
+    auto ring = info[0].As<Napi::Uint8Array>();
+    auto headers = info[1].As<Napi::Uint8Array>();
+    auto meta = info[2].As<Napi::Float64Array>();
+    uint32_t first = info[3].As<Napi::Number>().Uint32Value();
+    uint32_t n = info[4].As<Napi::Number>().Uint32Value();
+    constexpr size_t M = 6;
+    size_t metaLen = meta.ElementLength() / M;
+    size_t hdrLen = headers.ByteLength() / RTP_HEADER;
+    if (first >= metaLen || first >= hdrLen) return Napi::Number::New(env, 0);
+    if (size_t(first) + n > metaLen) n = uint32_t(metaLen - first);
+    if (size_t(first) + n > hdrLen) n = uint32_t(hdrLen - first);
+    const uint8_t* src = ring.Data();
+    size_t srcLen = ring.ByteLength();
+    const uint8_t* hdr = headers.Data();
     const double* m = meta.Data();
     // Copy outside the lock, into free slots the thread does not look at until count_ says so: the thread never
     // waits for this copy (a main thread descheduled while holding the lock would delay a send). Only this (the
     // JS) thread adds, flushes or reconfigures, so the free slots stay free until published below.
     pthread_mutex_lock(&mu_);
-    if (stride == 0) stride = slotBytes_;
     size_t slots = ring_.size();
     size_t tail = slots ? (head_ + count_) % slots : 0;
     size_t room = closed_ ? 0 : slots - count_;
+    uint32_t slotBytes = slotBytes_;
     pthread_mutex_unlock(&mu_);
     uint32_t accepted = 0;
     uint64_t frames = 0, host = 0;
-    for (uint32_t i = 0; i < n && accepted < room; i++) {
-      uint32_t len = uint32_t(m[i * 4 + 1]);
-      size_t off = size_t(i) * stride;
-      if (len > slotBytes_ || len > stride || off + len > srcLen) break;
+    for (uint32_t j = 0; j < n && accepted < room; j++) {
+      const double* e = m + size_t(first + j) * M;
+      double off = e[1];
+      size_t len1 = size_t(e[2]), len2 = size_t(e[3]);
+      size_t len = RTP_HEADER + len1 + len2;
+      if (len > slotBytes) break;
+      if (off >= 0 ? size_t(off) + len1 > srcLen || len2 > srcLen : len2 != 0) break;
       size_t at = (tail + accepted) % slots;
       Slot& s = ring_[at];
-      s.deadline = int64_t(m[i * 4] * 1e6);
-      s.len = len;
-      s.frames = uint32_t(m[i * 4 + 2]);
-      s.hostFrames = uint32_t(m[i * 4 + 3]);
-      memcpy(&data_[at * slotBytes_], src + off, len);
+      s.deadline = int64_t(e[0] * 1e6);
+      s.len = uint32_t(len);
+      s.frames = uint32_t(e[4]);
+      s.hostFrames = uint32_t(e[5]);
+      uint8_t* dst = &data_[at * slotBytes];
+      memcpy(dst, hdr + size_t(first + j) * RTP_HEADER, RTP_HEADER);
+      if (off >= 0) {
+        memcpy(dst + RTP_HEADER, src + size_t(off), len1);
+        if (len2) memcpy(dst + RTP_HEADER + len1, src, len2);
+      } else {
+        memset(dst + RTP_HEADER, 0, len1);
+      }
       frames += s.frames;
       host += s.hostFrames;
       accepted++;
@@ -555,6 +575,8 @@ Napi::Value NowMs(const Napi::CallbackInfo& info) {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Sender", Sender::Init(env));
   exports.Set("nowMs", Napi::Function::New(env, NowMs));
+  // 2: enqueue(ring, headers, meta, first, n) copies each payload from the JS ring (META 6)
+  exports.Set("abi", Napi::Number::New(env, 2));
   return exports;
 }
 

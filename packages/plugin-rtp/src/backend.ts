@@ -76,10 +76,17 @@ export const NATIVE_SAFETY_MS = 100;
 export const NATIVE_SHORT_MS = 30;
 
 /**
- * Native path: a stream (re)starts this far ahead of now, so its first packet, handed over once the host's fill
- * is done, is not already late when the thread sees it.
+ * Native path: a stream (re)starts this far ahead of the hand-over that carries its first packet (the anchor is
+ * fixed there, not at the first write of the fill, and that packet is handed over on its own before the rest of
+ * the batch is built), so the thread waits for it as it waits for any other: it is no later than the rest.
  */
-export const NATIVE_START_MS = 50;
+export const NATIVE_START_MS = 4;
+
+/**
+ * Native path: an RTCP report due within this much of a host fill goes out in that wake-up; its own timer (the
+ * fallback, when no fill comes: idle, paused) is armed NATIVE_BATCH_MS + NATIVE_SAFETY_MS later than that.
+ */
+export const NATIVE_RTCP_SHARE_MS = 20;
 
 /** Which sender a backend uses: the native thread, or one JS timer per packet. */
 export type SenderPath = 'native' | 'js';
@@ -189,9 +196,14 @@ export class RtpBackend implements Backend {
   #offsetMs = 0;
   #slotBytes = 0;
   #slots = 0;
-  #stage: Buffer = Buffer.alloc(0);
-  #stageViews: Buffer[] = [];
+  /** The headers of a batch, 12 bytes a packet; the thread copies each with its payload from #ring. */
+  #headers: Buffer = Buffer.alloc(0);
+  #headerViews: Buffer[] = [];
   #meta = new Float64Array(0);
+  /** Native path: started, not yet anchored; the next hand-over anchors the stream (NATIVE_START_MS ahead). */
+  #startPending = false;
+  /** When the next RTCP report is due (clock ms). */
+  #rtcpDueAt = Infinity;
   readonly #stats = new Float64Array(STAT.length);
   /** delay()'s own scratch for the thread's counters (a query leaves the pump's and RTCP's reading alone). */
   readonly #delayStats = new Float64Array(STAT.length);
@@ -367,6 +379,9 @@ export class RtpBackend implements Backend {
    */
   endFill(): void {
     this.#handOver();
+    // native: a report that is due shares this wake-up (its own timer is only the fallback)
+    if (this.#native && this.#rtcpTimer !== undefined && this.clock.now() >= this.#rtcpDueAt - NATIVE_RTCP_SHARE_MS)
+      this.#sendReport();
   }
 
   /** A query: frames in the ring plus the host frames the native thread still holds (a read of its counters). */
@@ -475,14 +490,16 @@ export class RtpBackend implements Backend {
       // it up at every batch)
       this.#horizonMs = this.opts.leadMs + NATIVE_BATCH_MS + NATIVE_SAFETY_MS;
       const horizon = Math.ceil((this.#horizonMs * format.rate) / 1000);
-      this.#capacity = Math.ceil(((this.opts.leadMs + NATIVE_BATCH_MS) * format.rate) / 1000) + FILL_PACKETS * n;
+      // the ring holds the whole horizon and FILL_PACKETS packets more: a hand-over stops at the horizon, not at
+      // the ring's end, so a fully buffered track leaves no short packet (and no timer) behind at each batch
+      this.#capacity = horizon + FILL_PACKETS * n;
       this.#slots = Math.ceil(horizon / n) + 2 * FILL_PACKETS + 8;
       this.#slotBytes = RTP_HEADER + n * this.#bpf;
       this.#native.configure(this.#slots, this.#slotBytes);
-      this.#stage = Buffer.alloc(this.#slots * this.#slotBytes);
-      this.#stageViews = [];
+      this.#headers = Buffer.alloc(this.#slots * RTP_HEADER);
+      this.#headerViews = [];
       for (let i = 0; i < this.#slots; i++)
-        this.#stageViews.push(this.#stage.subarray(i * this.#slotBytes, (i + 1) * this.#slotBytes));
+        this.#headerViews.push(this.#headers.subarray(i * RTP_HEADER, (i + 1) * RTP_HEADER));
       this.#meta = new Float64Array(this.#slots * META);
     }
     this.#ringFrames = this.#capacity;
@@ -517,9 +534,20 @@ export class RtpBackend implements Backend {
 
   /** Start sending (after activate, resume, or a dry spell): the timestamp moves on by the time that passed. */
   #start(): void {
+    this.#markNext = true;
+    this.#running = true;
+    if (this.#native) {
+      // native: anchored by the hand-over that carries the first packet (#pump), not here at the fill's first write
+      this.#startPending = true;
+      return;
+    }
     const now = this.clock.now();
-    // native: the first packet leaves from the thread after this fill, so it is due a little later than now
-    const at = this.#native ? now + NATIVE_START_MS : now;
+    this.#anchor(now);
+    this.#schedule(this.#deadline(this.#cursor), now);
+  }
+
+  /** The stream (re)starts at `at`: the timestamp moves on by the time that passed since the last frame's end. */
+  #anchor(at: number): void {
     if (!this.#anchored) {
       this.#anchorMs = at;
       this.#anchorFrame = this.#cursor;
@@ -528,11 +556,6 @@ export class RtpBackend implements Backend {
       const end = this.#deadline(this.#cursor);
       if (at > end) this.#reanchor(at, end);
     }
-    this.#markNext = true;
-    this.#running = true;
-    // native: no timer of the backend's own; the hand-over is at the end of the host's fill (endFill), and the
-    // host's next fill (tickMs) is the next batch
-    if (!this.#native) this.#schedule(this.#deadline(this.#cursor), now);
   }
 
   /** Move the schedule to `now`: the frames real time consumed since `due` are skipped in the timestamp. */
@@ -544,6 +567,7 @@ export class RtpBackend implements Backend {
 
   #stop(): void {
     this.#running = false;
+    this.#startPending = false;
     if (this.#timer) this.clock.clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#timerAt = Infinity;
@@ -721,8 +745,11 @@ export class RtpBackend implements Backend {
   }
 
   /**
-   * Build every packet due before now + horizon from the ring (or silence) and hand them to the thread at once.
-   * A short packet (the ring's last frames) only with `short`, and only when it cannot wait for the next batch.
+   * Build every packet due before now + horizon from the ring (or silence) and hand them to the thread at once:
+   * JS writes each header into #headers and says where its payload lies in #ring; the thread's enqueue() copies
+   * both into its slot (one copy a packet). A short packet (the ring's last frames) only with `short`, and only
+   * when it cannot wait for the next batch. A stream that starts here is anchored here, NATIVE_START_MS ahead,
+   * and its first packet is handed over before the rest is built.
    */
   #pump(now: number, short: boolean): void {
     const native = this.#native!;
@@ -737,13 +764,23 @@ export class RtpBackend implements Backend {
         this.events.backendState('ok', 'sending works again');
       }
     }
+    let first = -1;
+    if (this.#startPending) {
+      if (this.#count === 0 && !(this.#paused && this.opts.pauseMode === 'silence')) return; // nothing to start with
+      this.#startPending = false;
+      now = this.clock.now();
+      this.#anchor(now + NATIVE_START_MS);
+      first = 0;
+    }
     const room = Math.min(st[STAT.freeSlots]!, this.#slots);
     const n = this.#framesPerPacket;
     const bpf = this.#bpf;
+    const ringBytes = this.#ringFrames * bpf;
     const limit = now + this.#horizonMs;
     const silence = this.#paused && this.opts.pauseMode === 'silence';
     const meta = this.#meta;
     let k = 0;
+    let handed = 0;
     while (k < room) {
       let due = this.#deadline(this.#cursor);
       if (due > limit) break;
@@ -753,37 +790,51 @@ export class RtpBackend implements Backend {
         this.#markNext = true;
         due = now;
       }
+      const m = k * META;
       let frames: number;
       let hostFrames: number;
-      const buf = this.#stageViews[k]!;
       if (this.#count >= n || (short && this.#count > 0 && due <= now + NATIVE_SHORT_MS)) {
-        // a full packet, or the last few frames when they cannot wait any longer
+        // a full packet, or the last few frames when they cannot wait any longer: the thread copies them from
+        // the ring (this call does not return before it has), so the ring's head moves on now
         frames = hostFrames = Math.min(n, this.#count);
-        this.#takeFrames(buf, frames);
+        const off = this.#head * bpf;
+        const bytes = frames * bpf;
+        const len1 = Math.min(bytes, ringBytes - off);
+        meta[m + 1] = off;
+        meta[m + 2] = len1;
+        meta[m + 3] = bytes - len1;
+        this.#head += frames;
+        if (this.#head >= this.#ringFrames) this.#head -= this.#ringFrames;
+        this.#count -= frames;
       } else if (this.#count === 0 && silence) {
         frames = n;
         hostFrames = 0;
-        this.#silence.copy(buf, RTP_HEADER);
+        meta[m + 1] = -1;
+        meta[m + 2] = n * bpf;
+        meta[m + 3] = 0;
       } else {
         // nothing (or a short packet that can wait): dry once the thread has sent everything up to now
         if (this.#count === 0 && due <= now) this.#running = false;
         else if (this.#count > 0 && short) this.#holdShort(due - NATIVE_SHORT_MS, now);
         break;
       }
-      this.#header(buf);
-      const m = k * META;
+      this.#header(this.#headerViews[k]!);
       meta[m] = due + this.#offsetMs;
-      meta[m + 1] = RTP_HEADER + frames * bpf;
-      meta[m + 2] = frames;
-      meta[m + 3] = hostFrames;
+      meta[m + 4] = frames;
+      meta[m + 5] = hostFrames;
       this.#seq = (this.#seq + 1) & 0xffff;
       this.#cursor += frames;
       this.#markNext = false;
       k++;
+      if (k === 1 && first === 0) {
+        // a stream's first packet: to the thread at once, it is due NATIVE_START_MS from the anchor
+        handed = native.enqueue(this.#ring, this.#headers, meta, 0, 1);
+        if (handed < 1) break;
+      }
     }
-    if (k > 0) {
-      const took = native.enqueue(this.#stage, meta, k, this.#slotBytes);
-      if (took < k) this.log.warn({ took, k }, 'the native sender refused packets (closed?)');
+    if (k > handed) {
+      const took = native.enqueue(this.#ring, this.#headers, meta, handed, k - handed);
+      if (took < k - handed) this.log.warn({ took, k: k - handed }, 'the native sender refused packets (closed?)');
     }
     if (!this.#running && this.#timer) this.#stop();
   }
@@ -979,17 +1030,27 @@ export class RtpBackend implements Backend {
       random: Math.random(),
     });
     this.#lastRtcpIntervalMs = ms;
+    this.#rtcpDueAt = this.clock.now() + ms;
+    // native: the report goes out with the host's fill once it is due (endFill); this timer fires only when no
+    // fill came in time (idle, paused), so streaming costs no wake-up of its own for RTCP
+    const fallback = this.#native ? NATIVE_BATCH_MS + NATIVE_SAFETY_MS : 0;
     this.#rtcpTimer = this.clock.setTimeout(() => {
       this.#rtcpTimer = undefined;
-      if (this.#closed) return;
-      this.#rtcpInitial = false;
-      const n = this.#buildReport(false);
-      // RFC 3550 6.3.3: avg_rtcp_size includes the UDP and IP headers
-      const size = n + 28;
-      this.#rtcpAvgSize = this.#rtcpAvgSize === 0 ? size : size / 16 + (15 / 16) * this.#rtcpAvgSize;
-      void this.#transport.sendRtcp(this.#rtcpBuf.subarray(0, n));
-      this.#scheduleRtcp();
-    }, ms);
+      if (!this.#closed) this.#sendReport();
+    }, ms + fallback);
+  }
+
+  /** Send the periodic report now and schedule the next one. */
+  #sendReport(): void {
+    if (this.#rtcpTimer) this.clock.clearTimeout(this.#rtcpTimer);
+    this.#rtcpTimer = undefined;
+    this.#rtcpInitial = false;
+    const n = this.#buildReport(false);
+    // RFC 3550 6.3.3: avg_rtcp_size includes the UDP and IP headers
+    const size = n + 28;
+    this.#rtcpAvgSize = this.#rtcpAvgSize === 0 ? size : size / 16 + (15 / 16) * this.#rtcpAvgSize;
+    void this.#transport.sendRtcp(this.#rtcpBuf.subarray(0, n));
+    this.#scheduleRtcp();
   }
 
   #announce(): void {

@@ -27,8 +27,12 @@ export const STAT = {
 /** Layout of the Float64Array `flush()` fills. */
 export const FLUSHED = { packets: 0, frames: 1, hostFrames: 2, marker: 3, length: 4 } as const;
 
-/** Values per packet in the `meta` array given to `enqueue()`: deadline (ms, monotonic), length, frames, host frames. */
-export const META = 4;
+/**
+ * Values per packet in the `meta` array given to `enqueue()`: deadline (ms, monotonic), the payload's offset in the
+ * ring (-1: that many zero bytes, silence), its length there, the length that continues from the ring's start (it
+ * wraps), frames, host frames.
+ */
+export const META = 6;
 
 /** How a recipient's socket is set up. */
 export const DELIVERY = { unicast: 0, multicast: 1, broadcast: 2 } as const;
@@ -49,10 +53,11 @@ export interface NativeSender {
   ): number;
   removeRecipient(id: number): boolean;
   /**
-   * Copy `count` packets (at `stride`-byte offsets in `packets`) into the ring; `meta` holds {@link META} values
-   * per packet. Returns how many were taken (fewer only when the ring is full).
+   * Copy packets `first` .. `first + count - 1` into the thread's slots: each one's 12-byte header from `headers`
+   * (12 bytes apart) and its payload straight from `ring` as `meta` ({@link META} values a packet) says. Returns
+   * how many were taken (fewer only when the ring is full).
    */
-  enqueue(packets: Uint8Array, meta: Float64Array, count: number, stride: number): number;
+  enqueue(ring: Uint8Array, headers: Uint8Array, meta: Float64Array, first: number, count: number): number;
   /** Drop every packet not sent yet; fills `out` ({@link FLUSHED}) and returns the packets dropped. */
   flush(out: Float64Array): number;
   /** Fill `out` ({@link STAT}). */
@@ -68,7 +73,12 @@ export interface Binding {
   Sender: new (onError: NativeErrorHandler, realtime: boolean) => NativeSender;
   /** CLOCK_MONOTONIC in ms. */
   nowMs(): number;
+  /** The addon's interface version ({@link NATIVE_ABI}); an older build has none. */
+  abi?: number;
 }
+
+/** The interface version of native/rtp_sender.cc this code needs (2: enqueue copies payloads from the JS ring). */
+export const NATIVE_ABI = 2;
 
 const packageDir = join(dirname(fileURLToPath(import.meta.url)), '..');
 /** Where `node-gyp rebuild` puts the addon. */
@@ -97,6 +107,8 @@ export function loadNative(): { binding?: Binding; why?: string } {
       throw new Error('it does not export Sender and nowMs');
     // an addon built from an older rtp_sender.cc (a stale build/ directory)
     if (typeof binding.Sender.prototype.realtime !== 'function') throw new Error('it is out of date (no realtime)');
+    if (binding.abi !== NATIVE_ABI)
+      throw new Error(`it is out of date (abi ${String(binding.abi)}, not ${NATIVE_ABI})`);
     cached = { binding };
   } catch (err) {
     cached = {
