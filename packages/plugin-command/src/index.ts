@@ -37,5 +37,5 @@ export async function probeShell(shell: string = SHELL): Promise<string | undefi
 }
 
 export { options, CommandBackend };
-export { CONFIRM_AFTER_MS, MIN_STALL_MS, STABLE_AFTER_MS } from './backend.js';
+export { CONFIRM_AFTER_MS, MIN_STALL_MS, STABLE_AFTER_MS } from './supervisor.js';
 export type { CommandOptions } from './options.js';
