@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { existsSync, readFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
+import { getDefaultHighWaterMark } from 'node:stream';
 import { VirtualClock, bytesPerFrame, type SampleFormat } from '@speakerd/plugin-sdk';
 import plugin from '../src/index.js';
 import { CD, count, makeBackend, pattern, pump, sleep, waitFor, type Harness } from './helpers.js';
@@ -81,31 +82,35 @@ describe('command plugin', () => {
     h = makeBackend({ run: 'sleep 0.3; cat > out.raw', unpaced: true });
     const clock = h.clock as VirtualClock;
     await h.backend.activate(CD);
-    const lead = 882; // 20 ms at 44.1 kHz
-    expect(h.backend.writable()).toBeGreaterThan(lead);
-    const data = pattern(262_144, CD, 3); // 1 MiB, about 6 s of audio, with the clock standing still
     const bpf = bytesPerFrame(CD);
+    // unpaced, delay() is what sits in speakerd's own stream buffer (whole frames) and writable() the room left in
+    // it: together always the buffer's high-water mark (the default one of a stream), empty at the start
+    const cap = getDefaultHighWaterMark(false) / bpf;
+    expect(h.backend.writable()).toBe(cap);
+    expect(cap).toBeGreaterThan(882); // more than the 20 ms lead of paced mode
+    expect(h.backend.delay!()).toBe(0);
+    const data = pattern(262_144, CD, 3); // 1 MiB, about 6 s of audio, with the clock standing still
     let off = 0;
-    let sawFull = false;
+    let sawFull = 0;
     while (off < data.length / bpf) {
       const w = h.backend.writable();
+      const d = h.backend.delay!();
       if (w === 0) {
-        sawFull = true;
+        // the pipe is full and the reader asleep: the buffer holds exactly its high-water mark, no more
+        expect(d).toBe(cap);
+        sawFull++;
         await h.events.nextWake(5000); // only a real wake() ends this quickly
         continue;
       }
+      expect(d + w).toBe(cap);
       off += h.backend.write(data.subarray(off * bpf, Math.min(data.length, (off + w) * bpf)));
     }
+    const endedFull = h.backend.writable() === 0; // the last write filled the buffer too
     expect(clock.now()).toBe(0);
-    expect(sawFull).toBe(true);
-    expect(h.events.wakes).toBeGreaterThan(0);
-    // unpaced: delay() is what is still in speakerd's own stream buffer: whole frames, no more than was written,
-    // and nothing once the reader has taken it all
-    const d = h.backend.delay!();
-    expect(Number.isInteger(d)).toBe(true);
-    expect(d).toBeGreaterThanOrEqual(0);
-    expect(d).toBeLessThanOrEqual(data.length / bpf);
+    expect(sawFull).toBeGreaterThan(0);
     await waitFor(() => h!.backend.delay!() === 0, 'delay() back to 0 once the pipe has drained');
+    expect(h.backend.writable()).toBe(cap);
+    expect(h.events.wakes).toBe(sawFull + (endedFull ? 1 : 0)); // one wake() per drain
     await h.backend.close();
     const got = readFileSync(join(h.dir, 'out.raw'));
     expect(Buffer.compare(got, Buffer.from(data))).toBe(0);
