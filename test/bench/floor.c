@@ -1,6 +1,10 @@
 // The floor: the least any sender that paces each packet on its own wake-up can do. Reads s16le stereo PCM,
 // sends L16 RTP (PT 10, 360 frames a packet) to 127.0.0.1:PORT, each packet at its absolute deadline
 // (clock_nanosleep TIMER_ABSTIME on CLOCK_MONOTONIC), one send() per packet. No RTCP, no checks.
+//
+// `floor --sinks N`: the bench's unread sinks instead. Binds N pairs of UDP sockets on 127.0.0.1 (an even port
+// and the next one, RTP and RTCP), prints the even ports on one line, and then reads nothing until stdin closes:
+// a sender's datagrams reach a socket that nobody wakes up for (the kernel drops them once its buffer is full).
 #include <arpa/inet.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -8,7 +12,40 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
+static int sinks(int n) {
+  for (int i = 0; i < n; i++) {
+    for (;;) {
+      int port = 20000 + 2 * (rand() % 20000);
+      int a = socket(AF_INET, SOCK_DGRAM, 0), b = socket(AF_INET, SOCK_DGRAM, 0);
+      struct sockaddr_in sa;
+      memset(&sa, 0, sizeof sa);
+      sa.sin_family = AF_INET;
+      inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+      sa.sin_port = htons(port);
+      int ok = bind(a, (struct sockaddr*)&sa, sizeof sa) == 0;
+      sa.sin_port = htons(port + 1);
+      ok = ok && bind(b, (struct sockaddr*)&sa, sizeof sa) == 0;
+      if (ok) {
+        printf("%s%d", i ? " " : "", port);
+        break;
+      }
+      close(a);
+      close(b);
+    }
+  }
+  printf("\n");
+  fflush(stdout);
+  char c;
+  while (read(0, &c, 1) > 0) {
+  }
+  return 0;
+}
 int main(int argc, char** argv) {
+  if (argc == 3 && strcmp(argv[1], "--sinks") == 0) {
+    srand((unsigned)time(NULL) ^ (unsigned)getpid());
+    return sinks(atoi(argv[2]));
+  }
   if (argc < 3) return 2;
   FILE* f = fopen(argv[2], "rb");
   if (!f) return 1;

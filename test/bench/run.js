@@ -6,7 +6,16 @@
 //
 //   BENCH_SECONDS (default 60)  audio per run      BENCH_RUNS (default 3)  runs; the table shows medians
 //   BENCH_OUT (default docs/benchmarks.md)         BENCH_WRITE=0           print only
-//   BENCH_SETTLE_MS (default 10000)  speakerd runs this long after start-up before the three start
+//   BENCH_SETTLE_MS (default 10000, 1000 when BENCH_SECONDS < 10)  speakerd runs this long after start-up
+//     before the senders start
+//   BENCH_SINKS (default both): receivers (a receiver thread per sender reads and timestamps every packet: CPU,
+//     deviation), unread (each sender sends to a UDP socket bound on 127.0.0.1 that nothing reads, floor.c
+//     --sinks: no receiver wake-up is charged to a sender; CPU only), or both (each run does both, in turn)
+//   BENCH_FIRST_PLAYS (default max(3, BENCH_RUNS); 0: none)  plays of a buffered 2 s track, for "play -> first
+//     packet", on a speakerd with the native sender and one with the JS sender, in turn
+//
+// CI smoke run (checks the harness, not a time; exits non-zero when something failed):
+//   BENCH_SECONDS=2 BENCH_RUNS=1 BENCH_WRITE=0 node test/bench/run.js
 //
 // BENCH_MODE=realtime: the rtp.realtime figure instead. One busy loop per CPU (`sh -c 'while :; do :; done'`,
 // killed whatever happens) competes with two speakerds on the native sender, one with rtp.realtime true and one
@@ -15,7 +24,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, createReadStream } from 'node:fs';
 import { connect } from 'node:net';
-import { cpus, tmpdir, release, totalmem } from 'node:os';
+import { cpus, loadavg, tmpdir, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
@@ -26,7 +35,29 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 60);
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const OUT = process.env.BENCH_OUT ?? join(REPO, 'docs/benchmarks.md');
 const RATE = 44100;
-const SETTLE_MS = Number(process.env.BENCH_SETTLE_MS ?? 10000);
+const SETTLE_MS = Number(process.env.BENCH_SETTLE_MS ?? (SECONDS < 10 ? 1000 : 10000));
+const SINKS = process.env.BENCH_SINKS ?? 'both';
+if (!['receivers', 'unread', 'both'].includes(SINKS))
+  throw new Error(`BENCH_SINKS is "receivers", "unread" or "both", not "${SINKS}"`);
+const FIRST_PLAYS = Number(process.env.BENCH_FIRST_PLAYS ?? Math.max(3, RUNS));
+/** What went wrong in this run of the bench: printed at the end, and the exit status is 1. */
+const failures = [];
+function fail(msg) {
+  failures.push(msg);
+  console.log(`FAILED: ${msg}`);
+}
+/** `p`, or undefined after `ms` (and a failure noted as `what`). */
+async function within(p, ms, what) {
+  let t;
+  const r = await Promise.race([p, new Promise((res) => (t = setTimeout(() => res(TIMED_OUT), ms)))]);
+  clearTimeout(t);
+  if (r === TIMED_OUT) {
+    fail(`${what}: nothing after ${ms} ms`);
+    return undefined;
+  }
+  return r;
+}
+const TIMED_OUT = Symbol('timed out');
 const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const MODE = process.env.BENCH_MODE ?? 'senders';
@@ -74,7 +105,10 @@ function have(cmd, args) {
   return !r.error && r.status === 0;
 }
 
-/** CPU seconds per thread name of a process (schedstat: nanosecond run time), or undefined once it is gone. */
+/**
+ * CPU seconds per thread name of a process (schedstat: nanosecond run time), and the main thread's voluntary
+ * context switches (its wake-ups: each sleep in epoll ends in one) under WAKEUPS, or undefined once it is gone.
+ */
 function threadsOf(pid) {
   try {
     const out = {};
@@ -84,11 +118,60 @@ function threadsOf(pid) {
       const run = Number(readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'utf8').split(' ')[0]) / 1e9;
       const key = name === 'node' ? (t === String(pid) ? 'main thread' : 'V8/libuv workers') : name;
       out[key] = (out[key] ?? 0) + run;
+      if (t === String(pid)) {
+        const st = readFileSync(`/proc/${pid}/task/${t}/status`, 'utf8');
+        out[WAKEUPS] = Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(st)?.[1]);
+      }
     }
     return out;
   } catch {
     return undefined;
   }
+}
+const WAKEUPS = 'main-thread wake-ups';
+
+/** utime + stime of a process in seconds, or undefined once it is gone. */
+function cpuOf(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Unread sinks for `names` (floor --sinks): a pair of bound UDP sockets each (RTP and RTCP) that nothing reads.
+ * CPU is sampled by the bench itself over the middle of the stream (see oneRun).
+ */
+async function openSinks(names, floorBin) {
+  const p = spawn(floorBin, ['--sinks', String(names.length)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const line = await new Promise((resolve, reject) => {
+    let b = '';
+    p.stdout.setEncoding('utf8').on('data', (d) => {
+      b += d;
+      if (b.includes('\n')) resolve(b.trim());
+    });
+    p.once('exit', () => reject(new Error('floor --sinks exited')));
+  });
+  const ports = line.split(' ').map(Number);
+  const streams = {};
+  names.forEach((name, i) => {
+    streams[name] = {
+      name,
+      port: ports[i],
+      pid: 0,
+      unread: true,
+      setPid(pid) {
+        this.pid = pid;
+      },
+      async stop() {
+        return { name, unread: true };
+      },
+    };
+  });
+  return { streams, close: () => p.stdin.end() };
 }
 
 function quantile(sorted, q) {
@@ -137,6 +220,7 @@ async function openReceiver(name) {
 }
 
 function summarise(s) {
+  if (s.unread) return { name: s.name, unread: true };
   const n = s.arrivals.length;
   if (n < 10) return { name: s.name, packets: n, error: 'too few packets' };
   const d = s.arrivals.map((t, i) => t - ((s.ts[i] - s.ts[0]) * 1000) / RATE);
@@ -241,29 +325,48 @@ async function startSpeakerd(variant, input, dir, stream, children) {
       if (seen) return resolve(seen);
       waiters.push({ pred, resolve });
     });
-  await waitFor((e) => e.type === 'ready');
-  const dec = connect(socket);
-  await new Promise((r) => dec.once('connect', r));
-  dec.write(JSON.stringify({ id: 'bench', encoding: 's16le', rate: RATE, channels: 2 }) + '\n');
-  createReadStream(input).pipe(dec);
-  return { name: variant.name, sd, waitFor };
+  const exited = new Promise((r) => sd.once('exit', r));
+  if (!(await within(Promise.race([waitFor((e) => e.type === 'ready'), exited]), 15000, `${variant.name}: ready`)))
+    return undefined;
+  if (!events.some((e) => e.type === 'ready')) {
+    fail(`${variant.name}: speakerd exited before ready`);
+    return undefined;
+  }
+  if (input) {
+    const dec = connect(socket);
+    await new Promise((r) => dec.once('connect', r));
+    dec.write(JSON.stringify({ id: 'bench', encoding: 's16le', rate: RATE, channels: 2 }) + '\n');
+    createReadStream(input).pipe(dec);
+  }
+  return { name: variant.name, sd, waitFor, socket, send: (o) => sd.stdin.write(JSON.stringify(o) + '\n') };
 }
 
-async function oneRun(input, dir, tools) {
-  const streams = {};
+async function oneRun(input, dir, tools, sinks) {
+  let streams = {};
   const names = [
     ...SPEAKERDS.map((v) => v.name),
     ...(tools.ffmpeg && MODE === 'senders' ? ['ffmpeg'] : []),
     ...(tools.gst ? ['gstreamer'] : []),
     ...(tools.floor && MODE === 'senders' ? ['c-floor'] : []),
   ];
-  for (const name of names) streams[name] = await openReceiver(name);
+  let closeSinks = () => {};
+  if (sinks === 'unread') ({ streams, close: closeSinks } = await openSinks(names, tools.floor));
+  else for (const name of names) streams[name] = await openReceiver(name);
   const children = [];
   if (MODE === 'realtime') startBusyLoops(cpus().length);
 
   // speakerd: started first (Node's start-up is not part of the streaming window), fed by a decoder
   const sds = [];
-  for (const v of SPEAKERDS) sds.push(await startSpeakerd(v, input, dir, streams[v.name], children));
+  for (const v of SPEAKERDS) {
+    const x = await startSpeakerd(v, input, dir, streams[v.name], children);
+    if (!x) {
+      for (const c of children) c.kill('SIGKILL');
+      closeSinks();
+      await Promise.all(Object.values(streams).map((s) => s.stop()));
+      return [];
+    }
+    sds.push(x);
+  }
   // speakerd is a daemon, started once and long before it plays: its start-up (module loading, JIT, and V8's
   // one-time heap reduction some seconds later) stays out of the window, as ffmpeg's and GStreamer's do
   await sleep(SETTLE_MS);
@@ -335,8 +438,31 @@ async function oneRun(input, dir, tools) {
   }
   const sdProcs = sds.map((x) => x.sd);
   const exits = children.filter((c) => !sdProcs.includes(c)).map((c) => new Promise((r) => c.on('exit', r)));
-  await Promise.all(sds.map((x) => x.waitFor((e) => e.type === 'finished' && e.id === 'bench')));
+  // unread sinks: every sender's CPU over the middle of the stream (its start-up and its end left out), sampled
+  // here, as nobody receives the packets
+  const mid = { from: Math.min(2, SECONDS / 4), to: SECONDS - Math.min(1, SECONDS / 4) };
+  const cpuWindow =
+    sinks === 'unread'
+      ? (async () => {
+          const pids = Object.values(streams).map((st) => [st.name, st.pid]);
+          await sleep(mid.from * 1000);
+          const t0 = performance.now();
+          const c0 = Object.fromEntries(pids.map(([n, pid]) => [n, cpuOf(pid)]));
+          const th0 = sds.map((x) => threadsOf(x.sd.pid));
+          await sleep((mid.to - mid.from) * 1000);
+          const t1 = performance.now();
+          const c1 = Object.fromEntries(pids.map(([n, pid]) => [n, cpuOf(pid)]));
+          const th1 = sds.map((x) => threadsOf(x.sd.pid));
+          return { s: (t1 - t0) / 1000, c0, c1, th0, th1 };
+        })()
+      : undefined;
+  await within(
+    Promise.all(sds.map((x) => x.waitFor((e) => e.type === 'finished' && e.id === 'bench'))),
+    SECONDS * 2000 + 30000,
+    `${sinks} run: speakerd's "finished"`,
+  );
   await sleep(1500); // the last second plays out
+  const win = await cpuWindow;
   const threads1 = sds.map((x) => threadsOf(x.sd.pid));
   const audioS = (performance.now() - audio0) / 1000;
   // the receivers stop (each takes one last CPU sample of its sender) before the senders exit
@@ -348,15 +474,126 @@ async function oneRun(input, dir, tools) {
     sleep(15000),
   ]);
   for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+  closeSinks();
+  for (const c of children)
+    if (c !== undefined && !sdProcs.includes(c) && c.exitCode !== 0 && c.exitCode !== null)
+      fail(`${sinks} run: ${c.spawnargs[0]} exited with ${c.exitCode}`);
   const res = recorded.map(summarise);
+  for (const r of res) {
+    r.sinks = sinks;
+    if (r.error) fail(`${sinks} run: ${r.name}: ${r.error}`);
+    if (!win) continue;
+    const a = win.c0[r.name];
+    const b = win.c1[r.name];
+    if (a === undefined || b === undefined) fail(`unread run: ${r.name}: no CPU figure (it was not running)`);
+    else r.cpuPer60s = ((b - a) * 60) / win.s;
+  }
   sds.forEach((x, i) => {
-    const t0 = threads0[i];
-    const t1 = threads1[i];
+    // per thread: over the same window as the process's CPU (unread: the middle of the stream)
+    const t0 = win ? win.th0[i] : threads0[i];
+    const t1 = win ? win.th1[i] : threads1[i];
+    const s = win ? win.s : audioS;
     const row = res.find((r) => r.name === x.name);
-    if (t0 && t1 && row)
-      row.threads = Object.fromEntries(Object.keys(t1).map((k) => [k, ((t1[k] - (t0[k] ?? 0)) * 60) / audioS]));
+    if (t0 && t1 && row) {
+      row.threads = Object.fromEntries(
+        Object.keys(t1)
+          .filter((k) => k !== WAKEUPS)
+          .map((k) => [k, ((t1[k] - (t0[k] ?? 0)) * 60) / s]),
+      );
+      row.wakeupsPerS = (t1[WAKEUPS] - t0[WAKEUPS]) / s;
+    } else if (row) fail(`${sinks} run: ${x.name}: no per-thread figures`);
   });
   return res;
+}
+
+/**
+ * "play -> first packet": a speakerd on the native sender and one on the JS sender (rtp.native false), each with
+ * its receiver thread; FIRST_PLAYS times, in turn, a 2 s track is buffered whole (status: eof), then played, and
+ * the stream runs dry (finished + 1.5 s) so that every play is a cold start. Per play: the time from writing
+ * `play` to speakerd's stdin to the first packet's arrival, and how late the first packets are against their RTP
+ * timestamps compared with the rest of that stream (deviation around the median of the rest, and its p99).
+ */
+async function firstPackets(dir, input) {
+  const variants = [
+    { name: 'fp-native', rtp: {} },
+    { name: 'fp-js', rtp: { native: false } },
+  ];
+  const rx = {};
+  for (const v of variants) rx[v.name] = await openReceiver(v.name);
+  const children = [];
+  const sds = [];
+  for (const v of variants) {
+    const x = await startSpeakerd(v, undefined, dir, rx[v.name], children);
+    if (x) sds.push(x);
+  }
+  const plays = Object.fromEntries(variants.map((v) => [v.name, []]));
+  const trackS = Math.min(2, SECONDS);
+  const pcm = readFileSync(input).subarray(0, trackS * RATE * 4);
+  if (sds.length === variants.length) {
+    await sleep(SETTLE_MS);
+    let seq = 0;
+    for (let i = 0; i < FIRST_PLAYS; i++) {
+      for (const x of sds) {
+        const id = `fp${i}`;
+        const dec = connect(x.socket);
+        await new Promise((r) => dec.once('connect', r));
+        dec.write(JSON.stringify({ id, encoding: 's16le', rate: RATE, channels: 2 }) + '\n');
+        dec.end(pcm);
+        const buffered = (async () => {
+          for (;;) {
+            await sleep(50);
+            const s = ++seq;
+            x.send({ type: 'status', seq: s });
+            const st = await x.waitFor((e) => e.type === 'status' && e.seq === s);
+            if (st.tracks?.find((t) => t.id === id)?.eof) return true;
+          }
+        })();
+        if (!(await within(buffered, 15000, `${x.name}: track ${id} buffered`))) break;
+        await sleep(200);
+        const at = performance.timeOrigin + performance.now();
+        x.send({ type: 'play', id });
+        plays[x.name].push(at);
+        if (
+          !(await within(
+            x.waitFor((e) => e.type === 'finished' && e.id === id),
+            trackS * 1000 + 15000,
+            `${x.name}: ${id} finished`,
+          ))
+        )
+          break;
+        await sleep(1500); // dry: the next play starts a new talkspurt
+      }
+    }
+  }
+  const recorded = await Promise.all(Object.values(rx).map((s) => s.stop()));
+  for (const x of sds) x.sd.stdin.end();
+  await Promise.race([Promise.all(sds.map((x) => new Promise((r) => x.sd.once('exit', r)))), sleep(10000)]);
+  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+  const out = {};
+  for (const r of recorded) {
+    const times = plays[r.name] ?? [];
+    const rows = [];
+    times.forEach((t, i) => {
+      const end = times[i + 1] ?? Infinity;
+      const idx = [];
+      for (let j = 0; j < r.arrivals.length; j++) if (r.arrivals[j] >= t && r.arrivals[j] < end) idx.push(j);
+      if (idx.length < 20) {
+        fail(`${r.name}: play ${i}: ${idx.length} packets`);
+        return;
+      }
+      const j0 = idx[0];
+      const d = idx.map((j) => r.arrivals[j] - ((r.ts[j] - r.ts[j0]) * 1000) / RATE);
+      const rest = d.slice(3);
+      const m = median(rest);
+      const p99 = quantile(
+        rest.map((x) => Math.abs(x - m)).sort((a, b) => a - b),
+        0.99,
+      );
+      rows.push({ ms: r.arrivals[j0] - t, late: Math.max(...d.slice(0, 3).map((x) => x - m)), p99 });
+    });
+    out[r.name.replace('fp-', '')] = rows;
+  }
+  return out;
 }
 
 function fmt(x, digits = 2) {
@@ -386,112 +623,76 @@ async function main() {
       pcm.writeInt16LE(v, i * 4 + 2);
     }
     writeFileSync(input, pcm);
-    const runs = [];
+    // receivers and unread sinks in turn within each run (the realtime mode needs the receivers' timestamps)
+    const modes = MODE === 'realtime' ? ['receivers'] : SINKS === 'both' ? ['receivers', 'unread'] : [SINKS];
+    if (modes.includes('unread') && !tools.floor) fail('unread sinks need floor.c built (cc): left out');
+    const runsBy = Object.fromEntries(modes.map((m) => [m, []]));
     for (let r = 0; r < RUNS; r++) {
-      console.log(`run ${r + 1}/${RUNS}: ${SECONDS} s of audio…`);
-      const res = await oneRun(input, dir, tools);
-      for (const x of res)
-        console.log(
-          `  ${x.name.padEnd(10)} packets ${x.packets}  cpu/60s ${fmt(x.cpuPer60s)} s  dev p50 ${fmt(x.p50)} p99 ${fmt(x.p99)} max ${fmt(x.max)} ms (${x.maxLate ? 'late' : 'early'}, at ${fmt(x.maxAt, 1)} s)`,
-        );
-      for (const x of res.filter((r) => r.threads))
-        console.log(
-          `  ${x.name} per thread (s per 60 s): ${Object.entries(x.threads)
-            .map(([k, v]) => `${k} ${fmt(v, 3)}`)
-            .join(', ')}`,
-        );
-      runs.push(res);
+      for (const sinks of modes) {
+        if (sinks === 'unread' && !tools.floor) continue;
+        console.log(`run ${r + 1}/${RUNS} (${sinks}): ${SECONDS} s of audio…`);
+        const res = await oneRun(input, dir, tools, sinks);
+        if (res.length === 0) fail(`run ${r + 1} (${sinks}): speakerd did not start`);
+        for (const x of res)
+          console.log(
+            `  ${x.name.padEnd(10)} ${x.unread ? '(unread)' : `packets ${x.packets}`}  cpu/60s ${fmt(x.cpuPer60s)} s  dev p50 ${fmt(x.p50)} p99 ${fmt(x.p99)} max ${fmt(x.max)} ms`,
+          );
+        for (const x of res.filter((y) => y.threads))
+          console.log(
+            `  ${x.name} per thread (s per 60 s): ${Object.entries(x.threads)
+              .map(([k, v]) => `${k} ${fmt(v, 3)}`)
+              .join(', ')}; main-thread wake-ups ${fmt(x.wakeupsPerS, 1)}/s`,
+          );
+        if (res.length) runsBy[sinks].push(res);
+      }
     }
-    // CPU ratios within each run (the three ran side by side, so they share that run's conditions)
-    const runRatio = (other) =>
-      runs
-        .map((r) => {
-          const a = r.find((x) => x.name === 'speakerd')?.cpuPer60s;
-          const b = r.find((x) => x.name === other)?.cpuPer60s;
-          return a / b;
-        })
-        .filter(Number.isFinite);
-    const threadNames = [...new Set(runs.flatMap((r) => Object.keys(r[0].threads ?? {})))];
-    const threadMedian = (k) => median(runs.map((r) => r[0].threads?.[k]).filter(Number.isFinite));
-    const names = runs[0].map((x) => x.name);
-    const table = names.map((name) => {
-      const rows = runs.map((r) => r.find((x) => x.name === name));
-      const m = (k) => median(rows.map((x) => x[k]).filter(Number.isFinite));
-      return {
-        name,
-        packetsPerS: m('packetsPerS'),
-        payloadBytes: m('payloadBytes'),
-        cpuPer60s: m('cpuPer60s'),
-        p50: m('p50'),
-        p99: m('p99'),
-        max: m('max'),
-      };
-    });
-    const by = Object.fromEntries(table.map((t) => [t.name, t]));
-    if (MODE === 'realtime') return writeRealtime(runs, table, tools);
-    const ratio = (a, b) => (b && Number.isFinite(a / b) ? `${(a / b).toFixed(2)}×` : 'n/a');
+    const summaries = Object.fromEntries(
+      modes.filter((m) => runsBy[m].length).map((m) => [m, summariseRuns(runsBy[m])]),
+    );
+    if (MODE === 'realtime') {
+      if (!summaries.receivers) throw new Error('no run completed');
+      return writeRealtime(runsBy.receivers, summaries.receivers.table, tools);
+    }
+    const first = FIRST_PLAYS > 0 ? await firstPackets(dir, input) : undefined;
     const ver = (cmd, args) => (spawnSync(cmd, args, { encoding: 'utf8' }).stdout ?? '').split('\n')[0].trim();
+    const command = `BENCH_RUNS=${RUNS} BENCH_SECONDS=${SECONDS} BENCH_SINKS=${SINKS} node test/bench/run.js`;
     const lines = [
       '# Benchmarks',
       '',
       'RTP senders side by side (`npm run bench`, i.e. `test/bench/run.js`): ffmpeg',
-      '(`-re … -acodec pcm_s16be -f rtp`), GStreamer (`rawaudioparse ! audioconvert ! rtpL16pay pt=10 ! udpsink sync=true`)',
-      'and speakerd (`backend: "rtp"`, defaults, fed by a decoder) stream the same 44.1 kHz stereo audio at the same',
-      'time, each to its own 127.0.0.1 port. CPU is utime + stime from `/proc/<pid>/stat` over the streaming window,',
-      'scaled to 60 s of audio (start-up is left out for all three: speakerd, a daemon, is started',
-      '`BENCH_SETTLE_MS` before the three begin). Deviation is |arrival − RTP-timestamp time|',
-      'around its median, per packet, measured by a receiver per sender, each on its own thread (on loopback a',
-      'sender pays for waking its receiver, so a shared one would bias the CPU figures). Each figure is the',
-      'median of the runs.',
+      '(`-re … -acodec pcm_s16be -f rtp`), GStreamer (`rawaudioparse ! audioconvert ! rtpL16pay pt=10 ! udpsink sync=true`),',
+      'the C floor (`test/bench/floor.c`) and speakerd (`backend: "rtp"`, defaults, fed by a decoder) stream the same',
+      '44.1 kHz stereo audio at the same time, each to its own 127.0.0.1 port. CPU is utime + stime from',
+      '`/proc/<pid>/stat`, scaled to 60 s of audio (start-up is left out for all: speakerd, a daemon, is started',
+      '`BENCH_SETTLE_MS` before the others begin). Each run streams twice, in turn:',
+      '',
+      '- **with receivers**: a receiver per sender, each on its own thread, reads and timestamps every packet;',
+      '  deviation is |arrival − RTP-timestamp time| around its median, per packet. On loopback a sender pays for',
+      "  waking its receiver (the kernel runs the receiver's wake-up in the sender's send()), so this charges each",
+      '  sender a receiver-dependent share;',
+      '- **unread sinks**: each sender sends to a UDP socket bound on 127.0.0.1 that nothing reads (`floor --sinks`):',
+      '  no receiver wake-up is charged to anyone; CPU only, over the middle of the stream (the first 2 s and the',
+      '  last second left out).',
+      '',
+      'Each figure is the median of the runs.',
       '',
       `- Date: ${new Date().toISOString()}`,
-      `- Machine: ${cpus()[0]?.model ?? '?'}, ${cpus().length} CPUs, ${Math.round(totalmem() / 2 ** 30)} GiB, Linux ${release()}`,
+      `- Machine: ${cpus()[0]?.model ?? '?'}, ${cpus().length} CPUs, ${Math.round(totalmem() / 2 ** 30)} GiB, Linux ${release()}; load average ${loadavg()
+        .map((x) => x.toFixed(2))
+        .join(' ')} at the end`,
       `- Node ${process.version}; ${tools.ffmpeg ? ver('ffmpeg', ['-version']) : 'no ffmpeg'}; ${tools.gst ? ver('gst-launch-1.0', ['--version']) : 'no GStreamer'}`,
-      `- ${RUNS} run(s) of ${SECONDS} s (BENCH_RUNS, BENCH_SECONDS)`,
+      `- ${RUNS} run(s) of ${SECONDS} s (BENCH_RUNS, BENCH_SECONDS); command: \`${command}\``,
       `- speakerd's sender: ${senderPath.size ? [...senderPath].join('; ') : 'unknown (no "rtp sender" log line)'}`,
       `- speakerd's scheduling (rtp.realtime "auto"): ${schedLines.size ? [...schedLines].map((l) => l.replace(/^speakerd: /, '')).join('; ') : 'normal (no real-time scheduling line)'}`,
       '',
-      '| sender | packets/s | payload bytes | CPU s per 60 s audio | deviation p50 ms | p99 ms | max ms |',
-      '|---|---:|---:|---:|---:|---:|---:|',
-      ...table.map(
-        (t) =>
-          `| ${t.name} | ${fmt(t.packetsPerS, 1)} | ${fmt(t.payloadBytes, 0)} | ${fmt(t.cpuPer60s, 3)} | ${fmt(t.p50)} | ${fmt(t.p99)} | ${fmt(t.max)} |`,
-      ),
+      ...Object.entries(summaries).flatMap(([m, sm]) => sinksSection(m, sm)),
+      ...(first ? firstPacketSection(first) : []),
+      '`c-floor` (`test/bench/floor.c`) is the least a sender that paces every packet on its own wake-up can cost',
+      'here: C, one `clock_nanosleep(TIMER_ABSTIME)` and one `send()` per packet, no RTCP.',
       '',
-      '`c-floor` (`test/bench/floor.c`, when `cc` is there) is the least a sender that paces every packet on its own',
-      'wake-up can cost here: C, one `clock_nanosleep(TIMER_ABSTIME)` and one `send()` per packet, no RTCP — a',
-      'reference, not a target.',
-      '',
-      ...(by['c-floor'] && by.ffmpeg
-        ? [
-            `Half of ffmpeg's CPU (${fmt(by.ffmpeg.cpuPer60s / 2, 3)} s) is ${by.ffmpeg.cpuPer60s / 2 < by['c-floor'].cpuPer60s ? 'below' : 'above'} the c-floor's (${fmt(by['c-floor'].cpuPer60s, 3)} s).`,
-            '',
-          ]
-        : []),
-      'speakerd relative to the others (lower is better); CPU also as the ratio within each run, where all the',
-      "senders shared the machine's conditions (median, and the range over the runs):",
-      '',
-      '| vs | CPU (medians) | CPU per run: median | range | deviation p99 | max |',
-      '|---|---:|---:|---:|---:|---:|',
-      ...['ffmpeg', 'gstreamer', 'c-floor']
-        .filter((n) => by[n])
-        .map((n) => {
-          const rr = runRatio(n);
-          return `| ${n} | ${ratio(by.speakerd.cpuPer60s, by[n].cpuPer60s)} | ${fmt(median(rr))}× | ${fmt(Math.min(...rr))}–${fmt(Math.max(...rr))}× | ${ratio(by.speakerd.p99, by[n].p99)} | ${ratio(by.speakerd.max, by[n].max)} |`;
-        }),
-      '',
-      ...(threadNames.length
-        ? [
-            `speakerd per thread, CPU s per 60 s of audio (median of the runs; ${SETTLE_MS} ms after start-up, BENCH_SETTLE_MS):`,
-            '',
-            '| thread | CPU s per 60 s |',
-            '|---|---:|',
-            ...threadNames.map((k) => `| ${k} | ${fmt(threadMedian(k), 3)} |`),
-            '',
-          ]
-        : []),
-      "Targets (issue 4): CPU per audio-second no more than ffmpeg's and GStreamer's (aim: half of ffmpeg's),",
-      "deviation p99 ≤ 2 ms and no worse than GStreamer's, max ≤ 5 ms. Figures from a busy machine are not",
+      "Targets (issues 4, 12): CPU below ffmpeg's and GStreamer's and ≤ 1.2× the C floor, with receivers and with",
+      "unread sinks; deviation p99 ≤ 2 ms and no worse than GStreamer's, max ≤ 5 ms; the main thread woken at most",
+      'once a second; play → first packet ≤ 20 ms on the native sender. Figures from a busy machine are not',
       'comparable: run it on a quiet one.',
       '',
     ];
@@ -572,7 +773,107 @@ function writeRealtime(runs, table, tools) {
   }
 }
 
-main().catch((err) => {
-  console.error(err);
-  process.exit(1);
-});
+/** Medians over the runs of one sinks mode, and speakerd's ratios within each run. */
+function summariseRuns(runs) {
+  const names = runs[0].map((x) => x.name);
+  const table = names.map((name) => {
+    const rows = runs.map((r) => r.find((x) => x.name === name)).filter(Boolean);
+    const m = (k) => median(rows.map((x) => x[k]).filter(Number.isFinite));
+    return {
+      name,
+      packetsPerS: m('packetsPerS'),
+      payloadBytes: m('payloadBytes'),
+      cpuPer60s: m('cpuPer60s'),
+      p50: m('p50'),
+      p99: m('p99'),
+      max: m('max'),
+      wakeupsPerS: m('wakeupsPerS'),
+    };
+  });
+  // the senders ran side by side, so a ratio within a run shares that run's conditions
+  const runRatio = (other) =>
+    runs
+      .map((r) => r.find((x) => x.name === 'speakerd')?.cpuPer60s / r.find((x) => x.name === other)?.cpuPer60s)
+      .filter(Number.isFinite);
+  const threadNames = [...new Set(runs.flatMap((r) => Object.keys(r[0].threads ?? {})))];
+  const threadMedian = (k) => median(runs.map((r) => r[0].threads?.[k]).filter(Number.isFinite));
+  return { table, by: Object.fromEntries(table.map((t) => [t.name, t])), runRatio, threadNames, threadMedian };
+}
+
+function sinksSection(mode, { table, by, runRatio, threadNames, threadMedian }) {
+  const ratio = (a, b) => (b && Number.isFinite(a / b) ? `${(a / b).toFixed(2)}×` : 'n/a');
+  const unread = mode === 'unread';
+  return [
+    `### ${unread ? 'Unread sinks' : 'With receivers'}`,
+    '',
+    unread
+      ? '| sender | CPU s per 60 s audio |'
+      : '| sender | packets/s | payload bytes | CPU s per 60 s audio | deviation p50 ms | p99 ms | max ms |',
+    unread ? '|---|---:|' : '|---|---:|---:|---:|---:|---:|---:|',
+    ...table.map((t) =>
+      unread
+        ? `| ${t.name} | ${fmt(t.cpuPer60s, 3)} |`
+        : `| ${t.name} | ${fmt(t.packetsPerS, 1)} | ${fmt(t.payloadBytes, 0)} | ${fmt(t.cpuPer60s, 3)} | ${fmt(t.p50)} | ${fmt(t.p99)} | ${fmt(t.max)} |`,
+    ),
+    '',
+    'speakerd relative to the others (lower is better); CPU also as the ratio within each run (median, range):',
+    '',
+    unread
+      ? '| vs | CPU (medians) | CPU per run: median | range |'
+      : '| vs | CPU (medians) | CPU per run: median | range | deviation p99 | max |',
+    unread ? '|---|---:|---:|---:|' : '|---|---:|---:|---:|---:|---:|',
+    ...['ffmpeg', 'gstreamer', 'c-floor']
+      .filter((n) => by[n] && by.speakerd)
+      .map((n) => {
+        const rr = runRatio(n);
+        const head = `| ${n} | ${ratio(by.speakerd.cpuPer60s, by[n].cpuPer60s)} | ${fmt(median(rr))}× | ${fmt(Math.min(...rr))}–${fmt(Math.max(...rr))}× |`;
+        return unread ? head : `${head} ${ratio(by.speakerd.p99, by[n].p99)} | ${ratio(by.speakerd.max, by[n].max)} |`;
+      }),
+    '',
+    ...(threadNames.length
+      ? [
+          `speakerd per thread, CPU s per 60 s of audio (median of the runs; ${SETTLE_MS} ms after start-up), and its`,
+          `main thread's wake-ups (voluntary context switches): ${fmt(by.speakerd?.wakeupsPerS, 1)} per second.`,
+          '',
+          '| thread | CPU s per 60 s |',
+          '|---|---:|',
+          ...threadNames.map((k) => `| ${k} | ${fmt(threadMedian(k), 3)} |`),
+          '',
+        ]
+      : []),
+  ];
+}
+
+function firstPacketSection(first) {
+  const row = (name, rows) => {
+    if (!rows?.length) return `| ${name} | 0 | n/a | n/a | n/a |`;
+    const ms = rows.map((r) => r.ms).sort((a, b) => a - b);
+    return `| ${name} | ${rows.length} | ${fmt(median(ms), 1)} (${fmt(ms[0], 1)}–${fmt(ms[ms.length - 1], 1)}) | ${fmt(Math.max(...rows.map((r) => r.late)))} | ${fmt(median(rows.map((r) => r.p99)))} |`;
+  };
+  return [
+    '### play → first packet',
+    '',
+    `A 2 s track buffered whole (status \`eof\`), then \`play\`, ${FIRST_PLAYS} times per sender (BENCH_FIRST_PLAYS),`,
+    "the stream run dry in between so that every play is a cold start; from writing `play` to speakerd's stdin to",
+    "the first packet's arrival at a receiver thread. Late: the first 3 packets' deviation from the rest's",
+    'median (positive: later than their RTP timestamps say), beside the p99 of the rest of the stream.',
+    '',
+    '| sender | plays | ms, median (range) | first packets late, max ms | p99 of the rest ms |',
+    '|---|---:|---:|---:|---:|',
+    row('native thread', first.native),
+    row('JS timers (`rtp.native: false`)', first.js),
+    '',
+  ];
+}
+
+main()
+  .then(() => {
+    if (failures.length) {
+      console.log(`${failures.length} failure(s):\n${failures.map((f) => `- ${f}`).join('\n')}`);
+      process.exitCode = 1;
+    }
+  })
+  .catch((err) => {
+    console.error(err);
+    process.exit(1);
+  });
