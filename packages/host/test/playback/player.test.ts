@@ -396,6 +396,69 @@ describe('wake-ups of the play loop', () => {
   });
 });
 
+describe('a device-paced backend', () => {
+  /**
+   * A sound card: `pacing: 'device'`, a buffer of `bufferMs` that the hardware drains at the rate (here on the
+   * virtual clock); writable() is the room in it, delay() what it holds. The host writes it no silence and does
+   * not look ahead for it: the card plays silence itself when it runs dry.
+   */
+  class CardBackend extends RecordingBackend {
+    override readonly pacing = 'device' as const;
+    constructor(clock: VirtualClock, bufferMs = 50) {
+      super(clock, bufferMs * K);
+    }
+  }
+
+  it('gets no silence from the host while a played track has no audio, and no extra wake-ups for it', async () => {
+    const { backend, player, driver, play, run, events } = setup({ backend: (c) => new CardBackend(c) });
+    expect(driver.pacing).toBe('device');
+    play('w'); // played, no decoder yet
+    await run(300);
+    expect(backend.calls).toEqual(['activate']);
+    expect(backend.output().length).toBe(0); // a clock-paced backend gets 300 ms of silence here
+    // the loop looks again once per tick (10 ms), not before what the backend holds falls below the guard
+    // (a clock-paced backend holding nothing is looked at every millisecond)
+    expect(player.timersArmed).toBeGreaterThanOrEqual(25);
+    expect(player.timersArmed).toBeLessThanOrEqual(300 / 10 + 5);
+    expect(events.filter((e) => e.type === 'playing')).toEqual([]);
+    // the audio, when it comes, starts the output: exactly the track, bounded by the card's buffer
+    const t = player.queue.get('w')!;
+    t.setInput(F, { pause() {}, resume() {}, destroy() {} });
+    t.pushInput(ramp(400 * K));
+    t.endInput();
+    player.inputChanged(t);
+    await run(600);
+    expect(Buffer.compare(backend.bytes(), ramp(400 * K))).toBe(0);
+    expect(events.find((e) => e.type === 'playing')).toMatchObject({ id: 'w', position: 0, at: 300 });
+    expect(ids(events, 'finished')).toEqual(['w']);
+    expect(t.underruns).toBe(0);
+  });
+
+  it('a track that runs dry mid-way: the host writes nothing until its audio comes back, and counts no underrun', async () => {
+    const { backend, player, track, play, run } = setup({ backend: (c) => new CardBackend(c) });
+    const t = track('d', ramp(200 * K), false);
+    play('d');
+    await run(400); // 200 ms played, then 200 ms dry
+    expect(Buffer.compare(backend.bytes(), ramp(200 * K))).toBe(0);
+    expect(t.underruns).toBe(0);
+    t.pushInput(ramp(100 * K, 200 * K));
+    t.endInput();
+    player.inputChanged(t);
+    await run(300);
+    expect(Buffer.compare(backend.bytes(), ramp(300 * K))).toBe(0);
+    expect(t.underruns).toBe(0);
+  });
+
+  it('the same starved track on a clock-paced backend does get silence (what the two tests above rule out)', async () => {
+    const { backend, player, play, run } = setup({ backend: (c) => new RecordingBackend(c, 50 * K) });
+    play('w');
+    await run(300);
+    expect(backend.output().length).toBeGreaterThan(290 * K);
+    expect(backend.output().every((v) => v === 0)).toBe(true);
+    expect(player.timersArmed).toBeGreaterThan(300 / 10 + 5);
+  });
+});
+
 describe('per-track formats (formatFor)', () => {
   it('switches the backend between tracks once the first is audible, and plays the second unconverted', async () => {
     const G: SampleFormat = { encoding: 's16le', rate: 16000, channels: 1 };
