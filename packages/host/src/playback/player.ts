@@ -124,9 +124,11 @@ export class Player {
     return this.#scheduler.armed;
   }
 
-  /** Change timing options after a reload. */
+  /** Change timing options after a reload; a new `bufferMs` bounds every track at once, those queued already too. */
   updateOptions(opts: Partial<Pick<PlayerOptions, 'earlyFinishMs' | 'reportIntervalMs' | 'bufferMs'>>): void {
     Object.assign(this.opts, opts);
+    const bufferMs = opts.bufferMs;
+    if (bufferMs !== undefined) for (const t of this.queue.all()) t.bufferMs = bufferMs;
   }
 
   /**

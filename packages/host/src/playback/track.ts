@@ -65,15 +65,28 @@ export class Track {
   #counted = 0;
   /** Waiting for the budget to have room (held back by it, not by bufferMs). */
   #heldByBudget = false;
+  #bufferMs: number;
 
   constructor(
     readonly id: string,
     role: TrackRole,
-    private readonly bufferMs: number,
+    bufferMs: number,
     /** The budget across tracks (maxBufferMB); without one, only bufferMs bounds the track. */
     private readonly budget?: BufferBudget,
   ) {
     this.#role = role;
+    this.#bufferMs = bufferMs;
+  }
+
+  /** The most audio this track buffers, in ms (back-pressure on its decoder). */
+  get bufferMs(): number {
+    return this.#bufferMs;
+  }
+
+  /** A new bound (a reload): back-pressure follows at once, pausing or resuming the decoder as the new bound says. */
+  set bufferMs(ms: number) {
+    this.#bufferMs = ms;
+    this.#flowControl();
   }
 
   get role(): TrackRole {
@@ -123,7 +136,7 @@ export class Track {
    * back-pressure would otherwise never let it reach), or the input has ended.
    */
   ready(thresholdMs: number): boolean {
-    return this.eof || this.bufferedSeconds() * 1000 >= Math.min(thresholdMs, this.bufferMs / 2);
+    return this.eof || this.bufferedSeconds() * 1000 >= Math.min(thresholdMs, this.#bufferMs / 2);
   }
 
   /** PCM from the decoder. A trailing partial frame is held until the rest arrives (or dropped at EOF). */
@@ -289,12 +302,12 @@ export class Track {
     const ms = this.bufferedSeconds() * 1000;
     const waits = this.#role === 'connected' || this.#role === 'waiting';
     const budgetFull = waits && !!this.budget?.full;
-    if (!this.#paused && (ms >= this.bufferMs || budgetFull)) {
+    if (!this.#paused && (ms >= this.#bufferMs || budgetFull)) {
       this.#paused = true;
       conn.pause();
     } else if (
       this.#paused &&
-      ms < this.bufferMs - Math.min(1000, this.bufferMs / 4) &&
+      ms < this.#bufferMs - Math.min(1000, this.#bufferMs / 4) &&
       (!waits || !this.budget || this.budget.roomy)
     ) {
       this.#paused = false;

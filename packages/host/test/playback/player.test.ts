@@ -459,6 +459,39 @@ describe('a device-paced backend', () => {
   });
 });
 
+describe('a reload that changes bufferMs', () => {
+  /** A decoder connection that records the back-pressure it is given. */
+  const connection = () => {
+    const calls: string[] = [];
+    return { calls, conn: { pause: () => calls.push('pause'), resume: () => calls.push('resume'), destroy() {} } };
+  };
+
+  it('bounds the tracks already queued at once: a raised bound lets a held-back decoder read, a lowered one holds it', () => {
+    const { player } = setup();
+    const a = new Track('a', 'connected', 1000);
+    const ca = connection();
+    a.setInput(F, ca.conn);
+    player.add(a);
+    a.pushInput(pcm(1000 * K, 1)); // full at the old bound
+    expect(ca.calls).toEqual(['pause']);
+    const b = new Track('b', 'connected', 1000);
+    const cb = connection();
+    b.setInput(F, cb.conn);
+    player.add(b);
+    b.pushInput(pcm(600 * K, 2)); // below it
+    player.updateOptions({ bufferMs: 5000 });
+    expect(a.bufferMs).toBe(5000);
+    expect(ca.calls).toEqual(['pause', 'resume']); // it reads again now, not after the track has played
+    a.pushInput(pcm(3999 * K, 1));
+    expect(ca.calls).toEqual(['pause', 'resume']);
+    a.pushInput(pcm(1 * K, 1));
+    expect(ca.calls).toEqual(['pause', 'resume', 'pause']); // at the new bound
+    player.updateOptions({ bufferMs: 500 });
+    expect(cb.calls).toEqual(['pause']); // holds 600 ms: over the new bound, held back at once
+    expect([...player.queue.all()].map((t) => t.bufferMs)).toEqual([500, 500]);
+  });
+});
+
 describe('per-track formats (formatFor)', () => {
   it('switches the backend between tracks once the first is audible, and plays the second unconverted', async () => {
     const G: SampleFormat = { encoding: 's16le', rate: 16000, channels: 1 };
