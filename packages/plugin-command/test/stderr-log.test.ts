@@ -58,8 +58,8 @@ describe('stderr lines', () => {
     const s = setup();
     const whole = 'w'.repeat(MAX_STDERR_LINE);
     s.put(`${whole}\n`);
-    // one chunk of 5000 characters without a newline: cut at once, the rest of the chunk dropped
-    s.put('x'.repeat(5000));
+    // one chunk a character longer, without a newline: cut at once, the rest of the chunk dropped
+    s.put('x'.repeat(MAX_STDERR_LINE + 1));
     await flush();
     expect(s.msgs()).toEqual([whole, `${'x'.repeat(MAX_STDERR_LINE)}…`]);
     // what follows up to the next newline is a line of its own

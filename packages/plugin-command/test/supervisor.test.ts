@@ -136,6 +136,7 @@ describe('supervisor: stopping', () => {
     expect(s.log.count(/SIGKILL$/)).toBe(0);
     s.clock.advance(1);
     expect(s.log.count(/did not exit 60000 ms after SIGTERM: SIGKILL$/)).toBe(1);
+    await waitFor(() => stopped, 'the stop to end once SIGKILL is sent');
     await stopping;
     expect(dead(pid)).toBe(true);
     await waitFor(() => dead(child), "the shell's child is dead too (the whole group got SIGKILL)");
