@@ -167,8 +167,8 @@ export default definePlugin({
       .trim()
       .split('\n')
       .filter((l) => !l.startsWith('recorder\t'));
-    expect(lines.map((l) => l.split('\t')[0])).toEqual(['alsa', 'command (backend)', 'rtp', 'outside']);
-    expect(lines[3]).toContain('\t1.2.3\tpath\t' + join(d, 'outside-plugin', 'index.js'));
+    expect(lines.map((l) => l.split('\t')[0])).toEqual(['alsa', 'command (backend)', 'rtp', 'snapcast', 'outside']);
+    expect(lines[4]).toContain('\t1.2.3\tpath\t' + join(d, 'outside-plugin', 'index.js'));
   });
 
   it('a plugin package installed in node_modules is found by name', async () => {

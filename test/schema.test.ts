@@ -11,7 +11,7 @@ import { JSON_SCHEMA_DRAFT, buildConfigSchema, toJsonSchema } from '../packages/
 import { REPO, hasStackTrace, runNode, runSpeakerd, tempDir, type RunResult } from './helpers/cli.js';
 
 const SCHEMA_FILE = join(REPO, 'packages/host/speakerrc.schema.json');
-const BUILTINS = ['alsa', 'command', 'rtp'];
+const BUILTINS = ['alsa', 'command', 'rtp', 'snapcast'];
 /** The host keys of PROTOCOL.md section 4, and `$schema`. */
 const DOCUMENTED_HOST_KEYS = [
   '$schema',

@@ -20,6 +20,8 @@ const EXAMPLES = {
   'command.run': 'aplay -q -t raw -f cd -',
   'rtp.destination': '239.255.12.42',
   'rtp.payloadType': 97,
+  'snapcast.sampleFormat': '48000:16:2',
+  'snapcast.chunkMs': 20,
   backend: 'rtp',
   plugins: ['speakerd-plugin-recorder'],
   format: { encoding: 's24le', rate: 48000, channels: 2 },

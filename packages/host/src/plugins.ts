@@ -18,6 +18,7 @@ export const BUILTIN_PLUGINS: Readonly<Record<string, string>> = {
   alsa: '@speakerd/plugin-alsa',
   command: '@speakerd/plugin-command',
   rtp: '@speakerd/plugin-rtp',
+  snapcast: '@speakerd/plugin-snapcast',
 };
 
 /** A plugin after loading: where it came from and what it is. */
