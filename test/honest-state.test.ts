@@ -12,7 +12,12 @@ const { binding, why } = loadBinding();
 const alsa = haveCapability('ALSA', binding !== undefined, why ?? '');
 /** Without a sound card (this is what CI has), "default" does not open: the newcomer's situation. */
 const defaultMissing =
-  alsa && !binding!.probe({ device: 'default', format: 2, rate: 44100, channels: 2, allowResample: true }).ok;
+  alsa &&
+  !(
+    await new Promise<{ ok: boolean }>((resolve) =>
+      binding!.probeAsync({ device: 'default', format: 2, rate: 44100, channels: 2, allowResample: true }, resolve),
+    )
+  ).ok;
 
 const running: Speakerd[] = [];
 afterEach(async () => {

@@ -18,7 +18,15 @@ import {
   type Logger,
   type SampleFormat,
 } from '@speakerd/plugin-sdk';
-import { loadBinding, type Binding, type FaultSpec, type NativeMixer, type NativeStream } from './binding.js';
+import {
+  TEST_HOOKS_ENV,
+  loadBinding,
+  type Binding,
+  type FaultSpec,
+  type NativeMixer,
+  type NativeStream,
+  type TestBinding,
+} from './binding.js';
 import { ALSA_FORMATS } from './formats.js';
 import type { AlsaOptions } from './options.js';
 import { probeDevice, withAdvice } from './probe.js';
@@ -28,8 +36,8 @@ export const ALSA_ERR_FORMAT = 'SPEAKERD_ERR_ALSA_FORMAT';
 /** The configured mixer control cannot be used. */
 export const ALSA_ERR_MIXER = 'SPEAKERD_ERR_ALSA_MIXER';
 
-/** Set to "1" to enable the `alsa.test-fault` command (fault injection). For tests only. */
-export const TEST_HOOKS_ENV = 'SPEAKERD_ALSA_TEST_HOOKS';
+/** Set to "1" to load the test addon and enable the `alsa.test-fault` command (fault injection). Tests only. */
+export { TEST_HOOKS_ENV };
 
 const PLUGIN = 'alsa';
 
@@ -374,7 +382,7 @@ export class AlsaBackend implements Backend {
 
   /** `alsa.test-fault` (only with SPEAKERD_ALSA_TEST_HOOKS=1): inject faults into the addon. */
   #testFault(message: Readonly<Record<string, unknown>>): Record<string, unknown> {
-    const binding = this.#binding();
+    const binding = this.#binding() as TestBinding;
     if (message.clear === true) {
       binding.clearFaults();
       return { cleared: true };

@@ -35,7 +35,7 @@ export interface NativeStreamInfo {
   xruns: number;
 }
 
-/** One PCM stream with its writer thread (native/alsa.cc). */
+/** One PCM stream with its writer thread (native/writer.h, native/binding_stream.cc). */
 export interface NativeStream {
   open(): void;
   write(data: Uint8Array): number;
@@ -58,7 +58,7 @@ export interface NativeMixer {
   close(): void;
 }
 
-/** A fault for the next writes or opens. FOR TESTS ONLY. */
+/** A fault for the next writes, opens or thread creations (the test addon only). */
 export interface FaultSpec {
   /** errno (positive) the next `writeCount` writes fail with. */
   write?: number;
@@ -69,6 +69,9 @@ export interface FaultSpec {
   /** The writer sleeps this long before each of the next `sleepCount` writes, as if blocked in the device. */
   sleepMs?: number;
   sleepCount?: number;
+  /** errno the next `threadCount` thread creations (writer, probe) fail with, as std::thread would. */
+  thread?: number;
+  threadCount?: number;
 }
 
 export interface ProbeResult {
@@ -85,41 +88,70 @@ export interface Binding {
   /** dlopen libasound.so.2; returns why it failed, or undefined. */
   load(): string | undefined;
   setLogHandler(fn: ((level: number, message: string) => void) | null): void;
-  probe(opts: ProbeOptions): ProbeResult;
   /**
-   * The same as {@link probe}, on a thread of its own (an open can wait on a sound server or a Bluetooth link):
-   * `done` is called on the event loop with the result. It does not keep the process alive; bound the wait.
+   * Can the device play this format exactly? On a thread of its own (an open can wait on a sound server or a
+   * Bluetooth link): `done` is called on the event loop with the result. It does not keep the process alive;
+   * bound the wait.
    */
   probeAsync(opts: ProbeOptions, done: (result: ProbeResult) => void): void;
-  injectFault(spec: FaultSpec): void;
-  clearFaults(): void;
   Stream: new (
     opts: NativeStreamOptions,
     cb: (type: NativeEventType, code: number, text: string, a: number, b: number, msg: string) => void,
   ) => NativeStream;
+  /** Opens the control on the calling thread: the addon's one blocking call (README, "Hardware volume"). */
   Mixer: new (card: string, control: string, index: number) => NativeMixer;
 }
+
+/** The test addon (build/Release/speakerd_alsa_test.node): the production binding plus hooks only tests use. */
+export interface TestBinding extends Binding {
+  testHooks: true;
+  injectFault(spec: FaultSpec): void;
+  clearFaults(): void;
+  /** probeAsync's work on the calling thread. */
+  probe(opts: ProbeOptions): ProbeResult;
+}
+
+/**
+ * The `code` of the errors the addon's entry points throw (native/args.h): a TypeError for a missing argument or
+ * one of the wrong type, a RangeError for a value out of range, an Error for a closed handle or a thread that
+ * could not start (with `errno`), a failed mixer (with `errno`), or libasound not loaded.
+ */
+export const NativeErrorCodes = {
+  ARGUMENT: 'SPEAKERD_ERR_ALSA_ARGUMENT',
+  RANGE: 'SPEAKERD_ERR_ALSA_RANGE',
+  CLOSED: 'SPEAKERD_ERR_ALSA_CLOSED',
+  THREAD: 'SPEAKERD_ERR_ALSA_THREAD',
+  MIXER: 'SPEAKERD_ERR_ALSA_MIXER',
+  UNAVAILABLE: 'SPEAKERD_ERR_BACKEND_UNAVAILABLE',
+} as const;
+
+/** Set to "1": the test addon is loaded (and the backend gets its `alsa.test-fault` command). For tests only. */
+export const TEST_HOOKS_ENV = 'SPEAKERD_ALSA_TEST_HOOKS';
 
 const packageDir = join(dirname(fileURLToPath(import.meta.url)), '..');
 /** Where `node-gyp rebuild` puts the addon. */
 export const ADDON_PATH = join(packageDir, 'build', 'Release', 'speakerd_alsa.node');
+/** The test addon, built beside it (binding.gyp): loaded instead when SPEAKERD_ALSA_TEST_HOOKS=1. */
+export const TEST_ADDON_PATH = join(packageDir, 'build', 'Release', 'speakerd_alsa_test.node');
 
 let cached: { binding?: Binding; why?: string } | undefined;
 
 /** The addon with libasound loaded, or why not (a message saying what is missing and how to get it). */
 export function loadBinding(): { binding?: Binding; why?: string } {
   if (cached) return cached;
-  if (!existsSync(ADDON_PATH)) {
+  const test = process.env[TEST_HOOKS_ENV] === '1';
+  const path = test ? TEST_ADDON_PATH : ADDON_PATH;
+  if (!existsSync(path)) {
     cached = {
       why:
-        `the native addon is not built (${ADDON_PATH} is missing): install a C++ compiler, make and python3 ` +
+        `the native addon is not built (${path} is missing): install a C++ compiler, make and python3 ` +
         `(apt-get install g++ make python3), then run "npm rebuild @speakerd/plugin-alsa"`,
     };
     return cached;
   }
   let binding: Binding;
   try {
-    binding = createRequire(import.meta.url)(ADDON_PATH) as Binding;
+    binding = createRequire(import.meta.url)(path) as Binding;
   } catch (err) {
     cached = {
       why:
@@ -128,17 +160,22 @@ export function loadBinding(): { binding?: Binding; why?: string } {
     };
     return cached;
   }
-  // an addon built from an older alsa.cc (a stale build/ directory) lacks what the backend calls
-  if (
-    typeof binding.Stream?.prototype?.endFill !== 'function' ||
-    typeof binding.Stream.prototype.realtime !== 'function' ||
-    typeof binding.probeAsync !== 'function'
-  ) {
-    cached = {
-      why:
-        `the native addon is out of date (it has no ${typeof binding.probeAsync !== 'function' ? 'probeAsync' : typeof binding.Stream?.prototype?.endFill !== 'function' ? 'Stream.endFill' : 'Stream.realtime'}): ` +
-        'run "npm rebuild @speakerd/plugin-alsa"',
-    };
+  // an addon built from older sources (a stale build/ directory) lacks what the backend calls, or (before the
+  // test hooks had an addon of their own) has them
+  const stale =
+    typeof binding.Stream?.prototype?.endFill !== 'function'
+      ? 'it has no Stream.endFill'
+      : typeof binding.Stream.prototype.realtime !== 'function'
+        ? 'it has no Stream.realtime'
+        : typeof binding.probeAsync !== 'function'
+          ? 'it has no probeAsync'
+          : !test && 'injectFault' in binding
+            ? 'it has test hooks'
+            : test && !('testHooks' in binding)
+              ? 'it has no test hooks'
+              : undefined;
+  if (stale) {
+    cached = { why: `the native addon is out of date (${stale}): run "npm rebuild @speakerd/plugin-alsa"` };
     return cached;
   }
   const problem = binding.load();
@@ -152,4 +189,12 @@ export function loadBinding(): { binding?: Binding; why?: string } {
   }
   cached = { binding };
   return cached;
+}
+
+/** The test addon, for tests (SPEAKERD_ALSA_TEST_HOOKS=1 must be set before the first loadBinding()). */
+export function loadTestBinding(): { binding?: TestBinding; why?: string } {
+  const r = loadBinding();
+  if (r.binding && !('testHooks' in r.binding))
+    return { why: `the production addon is loaded: set ${TEST_HOOKS_ENV}=1 before the first loadBinding()` };
+  return r as { binding?: TestBinding; why?: string };
 }

@@ -20,5 +20,15 @@ export { options };
 export type { AlsaOptions } from './options.js';
 export { AlsaBackend, ALSA_ERR_FORMAT, ALSA_ERR_MIXER, TEST_HOOKS_ENV, errnoNumber, mixerCard } from './backend.js';
 export { ALSA_FORMATS } from './formats.js';
-export { ADDON_PATH, loadBinding, type Binding, type FaultSpec, type ProbeResult } from './binding.js';
+export {
+  ADDON_PATH,
+  NativeErrorCodes,
+  TEST_ADDON_PATH,
+  loadBinding,
+  loadTestBinding,
+  type Binding,
+  type FaultSpec,
+  type ProbeResult,
+  type TestBinding,
+} from './binding.js';
 export { PROBE_TIMEOUT_MS, probeDevice, withAdvice } from './probe.js';

@@ -1,4 +1,10 @@
-import plugin, { AlsaBackend, loadBinding, type AlsaOptions, type Binding } from '../src/index.js';
+import plugin, {
+  AlsaBackend,
+  TEST_HOOKS_ENV,
+  loadTestBinding,
+  type AlsaOptions,
+  type TestBinding,
+} from '../src/index.js';
 import { RealClock, type SampleFormat } from '@speakerd/plugin-sdk';
 import {
   MemoryLogger,
@@ -13,11 +19,28 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { haveCapability } from '../../../test/helpers/tools.js';
 
+// The plugin's own tests inject faults: they run on the test addon (build/Release/speakerd_alsa_test.node), which
+// the loader takes instead of the production one with this set (before the first loadBinding(): each test file
+// runs in a process of its own). test/alsa-addon.test.ts checks the production addon itself.
+process.env[TEST_HOOKS_ENV] = '1';
+
 export const CD: SampleFormat = { encoding: 's16le', rate: 44100, channels: 2 };
+
+/** The options of a native stream on libasound's null PCM, CD audio (for the addon's own tests). */
+export const NULL_STREAM: NativeStreamOptions = {
+  device: 'null',
+  format: 2,
+  rate: 44100,
+  channels: 2,
+  bufferUs: 100_000,
+  periodUs: 20_000,
+  queueFrames: 4096,
+  frameBytes: 4,
+};
 
 /** libasound, the addon and the test PCMs (ALSA_CONFIG_PATH from test/global-setup.ts) are all here. */
 export function haveAlsa(): boolean {
-  const { why } = loadBinding();
+  const { why } = loadTestBinding();
   if (why) return haveCapability('ALSA', false, why);
   const conf = process.env.ALSA_CONFIG_PATH ?? '';
   return haveCapability(
@@ -27,8 +50,8 @@ export function haveAlsa(): boolean {
   );
 }
 
-export function binding(): Binding {
-  return loadBinding().binding!;
+export function binding(): TestBinding {
+  return loadTestBinding().binding!;
 }
 
 export interface Harness {

@@ -1,0 +1,159 @@
+// The two addons binding.gyp builds: the production one holds no test hooks (not in its exports, not in its
+// bytes); the test one can make thread creation fail, and that is a coded error, not std::terminate; and a
+// stream left open when its environment goes away (a worker that exits or is terminated, process.exit) is
+// stopped by the addon's cleanup hook: no crash, no hang.
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { describe, expect, it } from 'vitest';
+import { ADDON_PATH, NativeErrorCodes, TEST_ADDON_PATH, type Binding } from '../src/binding.js';
+import { haveCapability } from '../../../test/helpers/tools.js';
+import { NULL_STREAM } from './helpers.js';
+
+const built = existsSync(ADDON_PATH) && existsSync(TEST_ADDON_PATH);
+const ok = haveCapability('the ALSA addons', built, `${ADDON_PATH} or ${TEST_ADDON_PATH} is missing`);
+const haveLib = ok && (createRequire(import.meta.url)(ADDON_PATH) as Binding).load() === undefined;
+
+/** What only the test addon may hold: its entry points, the library override, the hooks' names. */
+const HOOK_MARKERS = [
+  'injectFault',
+  'clearFaults',
+  'testHooks',
+  'SPEAKERD_ALSA_LIBRARY',
+  ' (injected)',
+  'TakeOpenFault',
+  'TakeWriteFault',
+  'TakeSleepFault',
+  'TakeThreadFault',
+  'LibraryOverride',
+];
+
+const OPTS = NULL_STREAM;
+
+/** Run a CommonJS script in a fresh node; it must end by itself within `ms`. */
+function run(script: string, env: Record<string, string> = {}, ms = 20_000) {
+  const r = spawnSync(process.execPath, ['-e', script], {
+    env: { ...process.env, ...env, ADDON: ADDON_PATH, TEST_ADDON: TEST_ADDON_PATH, OPTS: JSON.stringify(OPTS) },
+    encoding: 'utf8',
+    timeout: ms,
+  });
+  return { status: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr, timedOut: r.error !== undefined };
+}
+
+describe.skipIf(!ok)('the production addon has no test hooks', () => {
+  it('none of their names or strings are in its bytes (they are in the test addon)', () => {
+    const prod = readFileSync(ADDON_PATH);
+    const test = readFileSync(TEST_ADDON_PATH);
+    expect(HOOK_MARKERS.filter((m) => prod.includes(m))).toEqual([]);
+    expect(HOOK_MARKERS.filter((m) => !test.includes(m))).toEqual([]);
+  });
+
+  it('it exports what the backend uses and nothing else', () => {
+    const prod = createRequire(import.meta.url)(ADDON_PATH) as Record<string, unknown>;
+    expect(Object.keys(prod).sort()).toEqual(['Mixer', 'Stream', 'load', 'probeAsync', 'setLogHandler']);
+  });
+
+  it.skipIf(!haveLib)('it ignores SPEAKERD_ALSA_LIBRARY (the test addon honours it)', () => {
+    const script = (which: string) =>
+      `const b = require(process.env.${which}); process.stdout.write(String(b.load()));`;
+    const env = { SPEAKERD_ALSA_LIBRARY: 'libasound-missing.so.2' };
+    expect(run(script('ADDON'), env).stdout).toBe('undefined');
+    expect(run(script('TEST_ADDON'), env).stdout).toMatch(/libasound-missing\.so\.2/);
+  });
+});
+
+describe.skipIf(!haveLib)('a thread that cannot be created', () => {
+  it('is SPEAKERD_ERR_ALSA_THREAD with its errno, for the writer and the probe; the process carries on and exits', () => {
+    const r = run(`
+      const b = require(process.env.TEST_ADDON);
+      const opts = JSON.parse(process.env.OPTS);
+      const out = {};
+      const catchIt = (what, fn) => {
+        try { fn(); out[what] = 'no error'; }
+        catch (e) { out[what] = { name: e.name, code: e.code, errno: e.errno, message: e.message }; }
+      };
+      b.injectFault({ thread: 11, threadCount: 1 });
+      catchIt('stream', () => new b.Stream(opts, () => {}));
+      b.injectFault({ thread: 12, threadCount: 1 });
+      catchIt('probe', () => b.probeAsync({ device: 'null', format: 2, rate: 44100, channels: 2 }, () => {}));
+      // then both work again, and nothing the failures left behind keeps the process alive (the probe does not:
+      // this timer does, until the stream has closed)
+      const keep = setTimeout(() => {}, 15000);
+      b.probeAsync({ device: 'null', format: 2, rate: 44100, channels: 2 }, (p) => {
+        out.probeAfter = p.ok;
+        const s = new b.Stream(opts, (type) => {
+          if (type !== 'closed') return;
+          s.join();
+          out.streamAfter = true;
+          process.stdout.write(JSON.stringify(out));
+          clearTimeout(keep);
+        });
+        s.close(false);
+      });
+    `);
+    expect(r.timedOut, r.stderr).toBe(false);
+    expect(r.status, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout) as Record<string, unknown>;
+    expect(out.stream).toMatchObject({ name: 'Error', code: NativeErrorCodes.THREAD, errno: 11 });
+    expect((out.stream as { message: string }).message).toMatch(/^cannot start the writer thread: std::thread/);
+    expect(out.probe).toMatchObject({ name: 'Error', code: NativeErrorCodes.THREAD, errno: 12 });
+    expect(out).toMatchObject({ probeAfter: true, streamAfter: true });
+  });
+});
+
+/** A worker that opens the null PCM, writes to it for a while, and then `how` (never closing the stream). */
+const worker = (how: 'exit' | 'terminate') => `
+  const { Worker } = require('node:worker_threads');
+  const rounds = 5;
+  let written = 0;
+  const one = (i) => new Promise((resolve, reject) => {
+    const w = new Worker(\`
+      const { parentPort } = require('node:worker_threads');
+      const b = require(process.env.ADDON);
+      const s = new b.Stream(JSON.parse(process.env.OPTS), () => {});
+      s.open();
+      const chunk = new Uint8Array(4 * 2048);
+      let n = 0;
+      setInterval(() => {
+        s.write(chunk);
+        if (++n === 20) {
+          parentPort.postMessage(s.info().framesWritten);
+          if ('${how}' === 'exit') process.exit(0);
+        }
+      }, 2);
+    \`, { eval: true });
+    w.on('message', (frames) => { written += frames > 0 ? 1 : 0; if ('${how}' === 'terminate') w.terminate(); });
+    w.on('error', reject);
+    w.on('exit', resolve);
+  });
+  (async () => {
+    for (let i = 0; i < rounds; i++) await one(i);
+    process.stdout.write(JSON.stringify({ rounds, written }));
+  })();
+`;
+
+describe.skipIf(!haveLib)('a stream left open when its environment goes away', () => {
+  for (const how of ['exit', 'terminate'] as const)
+    it(`a worker that ${how === 'exit' ? 'calls process.exit()' : 'is terminated'} while writing: no crash, no hang`, () => {
+      const r = run(worker(how));
+      expect(r.timedOut, `hung: ${r.stderr}`).toBe(false);
+      expect(r.signal, r.stderr).toBeNull();
+      expect(r.status, r.stderr).toBe(0);
+      expect(JSON.parse(r.stdout)).toEqual({ rounds: 5, written: 5 });
+    });
+
+  it('process.exit() on the main thread while writing', () => {
+    const r = run(`
+      const b = require(process.env.ADDON);
+      const s = new b.Stream(JSON.parse(process.env.OPTS), () => {});
+      s.open();
+      const chunk = new Uint8Array(4 * 2048);
+      let n = 0;
+      setInterval(() => { s.write(chunk); if (++n === 20) { process.stdout.write('exiting'); process.exit(0); } }, 2);
+    `);
+    expect(r.timedOut, `hung: ${r.stderr}`).toBe(false);
+    expect(r.signal, r.stderr).toBeNull();
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toBe('exiting');
+  });
+});
