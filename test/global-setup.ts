@@ -9,6 +9,6 @@ export default function setup(): void {
   const alsaConf = fileURLToPath(new URL('./fixtures/alsa/asound.conf', import.meta.url));
   const alsaPath = process.env.ALSA_CONFIG_PATH || '/usr/share/alsa/alsa.conf';
   if (!alsaPath.split(':').includes(alsaConf)) process.env.ALSA_CONFIG_PATH = `${alsaPath}:${alsaConf}`;
-  const bin = fileURLToPath(new URL('../packages/host/dist/main.js', import.meta.url));
+  const bin = fileURLToPath(new URL('../packages/host/dist/main.bundle.js', import.meta.url));
   if (!existsSync(bin)) throw new Error(`${bin} is missing: run "npm run build" first (npm test does)`);
 }

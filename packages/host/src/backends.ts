@@ -1,4 +1,4 @@
-import type { DependencyContainer } from 'tsyringe';
+import type { DependencyContainer } from '@speakerd/plugin-sdk';
 import type { BackendMethod, BackendState, Clock, HostEvents, Logger, SampleFormat } from '@speakerd/plugin-sdk';
 import { chooseAuto, type AutoChoice } from './auto.js';
 import type { ResolvedConfig } from './config.js';

@@ -1,5 +1,6 @@
-import { container as rootContainer, type DependencyContainer } from 'tsyringe';
 import {
+  container as rootContainer,
+  type DependencyContainer,
   ErrorCodes,
   RealClock,
   registerPluginServices,

@@ -1,5 +1,5 @@
 import type { Readable, Writable } from 'node:stream';
-import type { DependencyContainer } from 'tsyringe';
+import type { DependencyContainer } from '@speakerd/plugin-sdk';
 import {
   describeValue,
   formatToString,

@@ -1,5 +1,6 @@
+import { createRequire } from 'node:module';
 import pino from 'pino';
-import pretty from 'pino-pretty';
+import type PinoPretty from 'pino-pretty';
 import type { Logger } from '@speakerd/plugin-sdk';
 
 import { registerLogFlush } from './log-flush.js';
@@ -26,6 +27,8 @@ export function createLogger(
 ): pino.Logger & Logger {
   const options: pino.LoggerOptions = { level, base: { pid: process.pid }, name: 'speakerd' };
   if (isTty) {
+    // loaded only here: a daemon logging JSON to a pipe never loads pino-pretty (30 modules)
+    const pretty = createRequire(import.meta.url)('pino-pretty') as typeof PinoPretty;
     const stream = pretty({
       destination: sink ?? 2,
       sync: true,

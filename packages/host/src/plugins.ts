@@ -2,7 +2,8 @@ import { existsSync, readFileSync, readdirSync, realpathSync, statSync } from 'n
 import { createRequire, isBuiltin } from 'node:module';
 import { dirname, isAbsolute, join, resolve as resolvePath, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import semver from 'semver';
+import satisfies from 'semver/functions/satisfies.js';
+import validRange from 'semver/ranges/valid.js';
 import {
   ErrorCodes,
   SDK_VERSION,
@@ -315,13 +316,13 @@ export async function loadPlugin(spec: string, configDir: string): Promise<Loade
     );
   const plugin = candidate as SpeakerdPlugin;
   const range = plugin.manifest.sdk;
-  if (semver.validRange(range) === null)
+  if (validRange(range) === null)
     throw new SpeakerdError(
       ErrorCodes.PLUGIN_MANIFEST,
       `plugin "${plugin.manifest.name}" declares an invalid SDK range ${JSON.stringify(range)}`,
       { plugin: plugin.manifest.name },
     );
-  if (!semver.satisfies(SDK_VERSION, range, { includePrerelease: true }))
+  if (!satisfies(SDK_VERSION, range, { includePrerelease: true }))
     throw new SpeakerdError(
       ErrorCodes.PLUGIN_SDK_RANGE,
       `plugin "${plugin.manifest.name}" ${plugin.manifest.version} expects @speakerd/plugin-sdk ${range}, ` +

@@ -2,9 +2,8 @@
  * @packageDocumentation
  * The contract between speakerd and its output backends. A backend package imports only this module.
  */
-import 'reflect-metadata';
-
-export { inject, injectable, singleton } from 'tsyringe';
+// the container too: the host builds its containers from this copy of tsyringe, the one plugins' decorators use
+export { container, inject, injectable, singleton, type DependencyContainer } from './di.js';
 export { z } from 'zod';
 
 export * from './format.js';

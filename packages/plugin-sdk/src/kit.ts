@@ -4,8 +4,7 @@
  * '@speakerd/plugin-sdk/testing'`. It builds a backend through a tsyringe child container with the same tokens
  * and services the host registers, so a test exercises the plugin as speakerd will run it.
  */
-import 'reflect-metadata';
-import { container } from 'tsyringe';
+import { container } from './di.js';
 import type { Backend, BackendState, HostEvents } from './backend.js';
 import { RealClock, VirtualClock, type Clock } from './clock.js';
 import { ContractViolation, frameCountProblem, writeProblem } from './contract.js';

@@ -5,7 +5,7 @@ import type { z } from 'zod';
 import type { BackendClass, ExtensionClass } from './backend.js';
 import { ErrorCodes, SpeakerdError } from './errors.js';
 import type { PluginContext } from './tokens.js';
-import { inject, injectable } from 'tsyringe';
+import { inject, injectable } from './di.js';
 
 /** Who a plugin is and which SDK it was written for. Checked by the host at load. */
 export interface PluginManifest {

@@ -1,4 +1,4 @@
-import type { DependencyContainer } from 'tsyringe';
+import type { DependencyContainer } from './di.js';
 import type { Clock } from './clock.js';
 import type { HostEvents } from './backend.js';
 import type { Logger } from './logger.js';
