@@ -5,7 +5,7 @@ import { PassThrough, Writable } from 'node:stream';
 import { emitKeypressEvents } from 'node:readline';
 import cliProgress from 'cli-progress';
 import { execa } from 'execa';
-import { bytesPerFrame } from '@speakerd/plugin-sdk';
+import { bytesPerFrame, LineSplitter } from '@speakerd/plugin-sdk';
 import type { GlobalOptions } from './cli.js';
 import { loadOrFail, refuseRoot } from './cli-config.js';
 import { EXIT_CONFIG, EXIT_FAILURE, EXIT_OK } from './cli-exit.js';
@@ -372,61 +372,57 @@ export async function runPlay(files: string[], opts: PlayOptions): Promise<numbe
     else if (outputLost) arm();
   };
 
-  let buf = '';
-  output.setEncoding('utf8').on('data', (d: string) => {
-    buf += d;
-    let nl: number;
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      const e = JSON.parse(buf.slice(0, nl)) as Record<string, any>;
-      buf = buf.slice(nl + 1);
-      const it = typeof e.id === 'string' ? byId.get(e.id) : undefined;
-      switch (e.type) {
-        case 'ready':
-          if (typeof e.socket === 'string') socketPath = e.socket;
-          send({ type: 'status', seq: 1 });
-          break;
-        case 'status':
-          if (e.backendState === 'lost') lost(undefined); // the reason came in its backend event
-          break;
-        case 'playing':
-        case 'paused':
-          if (!it) break;
-          if (!it.announced && (!multibar || e.type === 'playing')) {
-            it.announced = true;
-            if (!multibar) say(`playing ${it.file}${it.duration === undefined ? '' : ` (${mmss(it.duration)})`}`);
-          }
-          lastPosition = e.position as number;
-          if (e.type === 'playing') progress(it.id, lastPosition);
-          if (multibar) showBar(it, lastPosition, e.type === 'paused' ? '(paused)' : '');
-          break;
-        case 'finished':
-        case 'stillborn':
-          if (!it) break;
-          ended.add(it.id);
-          if (multibar) endBar(it);
-          else if (it.skipped) say(`skipped ${it.file}`);
+  // the engine's own event lines (each at most the protocol's 65536 bytes; the bound is generous)
+  const lines = new LineSplitter(1 << 20, (line) => {
+    const e = JSON.parse(line.toString('utf8')) as Record<string, any>;
+    const it = typeof e.id === 'string' ? byId.get(e.id) : undefined;
+    switch (e.type) {
+      case 'ready':
+        if (typeof e.socket === 'string') socketPath = e.socket;
+        send({ type: 'status', seq: 1 });
+        break;
+      case 'status':
+        if (e.backendState === 'lost') lost(undefined); // the reason came in its backend event
+        break;
+      case 'playing':
+      case 'paused':
+        if (!it) break;
+        if (!it.announced && (!multibar || e.type === 'playing')) {
+          it.announced = true;
+          if (!multibar) say(`playing ${it.file}${it.duration === undefined ? '' : ` (${mmss(it.duration)})`}`);
+        }
+        lastPosition = e.position as number;
+        if (e.type === 'playing') progress(it.id, lastPosition);
+        if (multibar) showBar(it, lastPosition, e.type === 'paused' ? '(paused)' : '');
+        break;
+      case 'finished':
+      case 'stillborn':
+        if (!it) break;
+        ended.add(it.id);
+        if (multibar) endBar(it);
+        else if (it.skipped) say(`skipped ${it.file}`);
+        queueNext();
+        break;
+      case 'arrived':
+        if (it) it.arrived = true;
+        queueNext();
+        break;
+      case 'error':
+        if (it && !it.failed && !it.arrived && !it.skipped) {
+          it.failed = `${e.code}: ${e.message}`;
+          failures++;
+          say(`speakerd play: ${it.file}: cannot decode (${e.message})`);
           queueNext();
-          break;
-        case 'arrived':
-          if (it) it.arrived = true;
-          queueNext();
-          break;
-        case 'error':
-          if (it && !it.failed && !it.arrived && !it.skipped) {
-            it.failed = `${e.code}: ${e.message}`;
-            failures++;
-            say(`speakerd play: ${it.file}: cannot decode (${e.message})`);
-            queueNext();
-          } else if (!it?.skipped) say(`speakerd play: ${e.code}: ${e.message}`);
-          break;
-        case 'backend':
-          say(`speakerd play: output ${e.state}: ${e.message}`);
-          if (e.state === 'lost') lost(String(e.message));
-          else if (e.state === 'ok') found();
-          break;
-      }
+        } else if (!it?.skipped) say(`speakerd play: ${e.code}: ${e.message}`);
+        break;
+      case 'backend':
+        say(`speakerd play: output ${e.state}: ${e.message}`);
+        if (e.state === 'lost') lost(String(e.message));
+        else if (e.state === 'ok') found();
+        break;
     }
   });
+  output.on('data', (d: Buffer) => lines.push(d));
 
   try {
     await engine.start();

@@ -5,7 +5,7 @@ import {
   bytesPerFrame,
   formatToString,
   msForFrames,
-  type BackendState,
+  OutputState,
   type Clock,
   type HostEvents,
   type Logger,
@@ -127,7 +127,7 @@ export class CommandSupervisor {
   #seq = 0;
   #restartTimer: TimerHandle | undefined;
   #backoff: number;
-  #state: BackendState = 'ok';
+  readonly #output: OutputState;
   readonly #stderr: StderrLog;
 
   constructor(
@@ -141,6 +141,7 @@ export class CommandSupervisor {
   ) {
     this.#backoff = Math.min(opts.restartMinMs, opts.restartMaxMs);
     this.#stderr = new StderrLog(log, () => this.clock.now());
+    this.#output = new OutputState(events);
   }
 
   // ---------------------------------------------------------------------------------------------------------------
@@ -310,12 +311,11 @@ export class CommandSupervisor {
     proc.spawned = true;
     proc.resolveStarted();
     this.log.info({ pid: proc.child.pid, format: formatToString(proc.format) }, `command started: ${this.opts.run}`);
-    if (this.#state !== 'ok' && proc === this.#proc) {
+    if (this.#output.state !== 'ok' && proc === this.#proc) {
       proc.confirmTimer = this.clock.setTimeout(() => {
         proc.confirmTimer = undefined;
-        if (proc !== this.#proc || proc.exited || !proc.open || this.#state === 'ok') return;
-        this.#state = 'ok';
-        this.events.backendState('ok', `command running again (pid ${proc.child.pid})`);
+        if (proc !== this.#proc || proc.exited || !proc.open) return;
+        this.#output.ok(`command running again (pid ${proc.child.pid})`);
       }, CONFIRM_AFTER_MS);
     }
   }
@@ -353,16 +353,10 @@ export class CommandSupervisor {
   /** A run failed (exited, did not start, was killed for not reading): report, and restart after the back-off. */
   #failed(proc: Proc | undefined, why: string): void {
     this.log.warn({ pid: proc?.child.pid }, why);
-    this.#reportLost(why);
+    this.#output.lost(why);
     if (proc?.spawned && this.clock.now() - proc.startedAt >= STABLE_AFTER_MS)
       this.#backoff = Math.min(this.opts.restartMinMs, this.opts.restartMaxMs);
     this.#scheduleRestart();
-  }
-
-  #reportLost(why: string): void {
-    if (this.#state === 'lost') return;
-    this.#state = 'lost';
-    this.events.backendState('lost', why);
   }
 
   #scheduleRestart(): void {
@@ -408,7 +402,7 @@ export class CommandSupervisor {
     if (ms < this.#stallLimitMs(proc)) return this.#armStall(proc);
     proc.failure = `the command stopped reading its input (pipe full for ${Math.round(ms)} ms)`;
     this.log.warn({ pid: proc.child.pid }, `${proc.failure}: killing it`);
-    this.#reportLost(proc.failure);
+    this.#output.lost(proc.failure);
     proc.open = false;
     proc.stdin.destroy();
     this.#escalate(proc, 'SIGTERM');

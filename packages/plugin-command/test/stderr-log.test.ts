@@ -54,23 +54,25 @@ describe('stderr lines', () => {
     expect(s.msgs()).toEqual(['first', 'no newline']);
   });
 
-  it(`a line longer than ${MAX_STDERR_LINE} characters is cut; a line of exactly that length is not`, async () => {
+  it(`a line longer than ${MAX_STDERR_LINE} bytes is cut, the rest of it not logged; a line of exactly that length is whole`, async () => {
     const s = setup();
     const whole = 'w'.repeat(MAX_STDERR_LINE);
     s.put(`${whole}\n`);
-    // one chunk a character longer, without a newline: cut at once, the rest of the chunk dropped
+    // one chunk a byte longer, without a newline: cut at once
     s.put('x'.repeat(MAX_STDERR_LINE + 1));
     await flush();
     expect(s.msgs()).toEqual([whole, `${'x'.repeat(MAX_STDERR_LINE)}…`]);
-    // what follows up to the next newline is a line of its own
-    s.put('y'.repeat(10), 'z\n');
-    // a long line that grows over several chunks: cut once it passes the limit
+    // the rest of that line, up to its newline, is not logged; the next line is
+    s.put('y'.repeat(10), 'z\nnext\n');
+    // a long line that grows over several chunks: cut once it passes the limit, its tail dropped
     s.put('a'.repeat(3000), 'b'.repeat(3000), 'c'.repeat(10), '\n');
+    // cut inside a 3-byte character: the cut keeps whole characters only
+    s.put(`${'d'.repeat(MAX_STDERR_LINE - 1)}€€\n`);
     await flush();
     expect(s.msgs().slice(2)).toEqual([
-      `${'y'.repeat(10)}z`,
+      'next',
       `${'a'.repeat(3000)}${'b'.repeat(MAX_STDERR_LINE - 3000)}…`,
-      'c'.repeat(10),
+      `${'d'.repeat(MAX_STDERR_LINE - 1)}…`,
     ]);
   });
 

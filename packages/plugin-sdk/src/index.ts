@@ -18,6 +18,8 @@ export * from './tokens.js';
 export * from './plugin.js';
 export * from './services.js';
 export * from './files.js';
+export * from './lines.js';
+export * from './output-state.js';
 export * from './realtime.js';
 export { SDK_VERSION } from './version.js';
 export { sdkCopies } from './copies.js';

@@ -1,9 +1,8 @@
 import { isUtf8 } from 'node:buffer';
 import type { Readable, Writable } from 'node:stream';
 import type { KnownErrorCode } from '../client/protocol-types.js';
-import { describeValue } from '@speakerd/plugin-sdk';
+import { describeValue, LineSplitter } from '@speakerd/plugin-sdk';
 import { idProblem } from './ids.js';
-import { LineSplitter } from './lines.js';
 
 /** Longest control line, not counting the newline (PROTOCOL.md section 2). */
 export const MAX_LINE_BYTES = 65536;
