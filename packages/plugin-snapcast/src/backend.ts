@@ -75,6 +75,8 @@ export class SnapcastBackend implements Backend {
   #paused = false;
   #closed = false;
   #idleSince: number | undefined;
+  /** How far ahead of real time the host's audio was when pause() came, in frames. */
+  #pauseAhead = 0;
   #ticker: TimerHandle | undefined;
 
   #link: Link | undefined;
@@ -89,6 +91,7 @@ export class SnapcastBackend implements Backend {
   #dropped = 0;
   #chunksSent = 0;
   readonly #downLog: RateLimitedLog;
+  readonly #lateLog: RateLimitedLog;
 
   constructor(
     @inject(TOKENS.Options) private readonly opts: SnapcastOptions,
@@ -98,6 +101,7 @@ export class SnapcastBackend implements Backend {
     @inject(TOKENS.Context) private readonly context: PluginContext,
   ) {
     this.#downLog = new RateLimitedLog(() => this.clock.now(), 5, 30_000);
+    this.#lateLog = new RateLimitedLog(() => this.clock.now(), 5, 30_000);
     this.commands = { status: () => this.#status() };
   }
 
@@ -198,6 +202,10 @@ export class SnapcastBackend implements Backend {
   pause(): void {
     if (this.#paused) return;
     this.#paused = true;
+    // While paused, the silence keeps as far ahead of real time as the audio was when the pause came (to within
+    // 3/4 of a chunk), so that the silence resume() leaves in the stream is the pause, not the pause plus a lead.
+    const pacer = this.#pacer;
+    if (pacer?.running) this.#pauseAhead = pacer.written - pacer.elapsedFrames();
     this.#pad(); // the last frames go out now, the rest of their chunk silent; silence follows at real time
   }
 
@@ -237,6 +245,7 @@ export class SnapcastBackend implements Backend {
     this.#fill = 0;
     this.#chunk = new Uint8Array(this.#chunkBytes);
     this.#silenceSinceHost = 0;
+    this.#pauseAhead = this.#leadFrames;
     this.#schedule();
   }
 
@@ -274,7 +283,19 @@ export class SnapcastBackend implements Backend {
     }
     const elapsed = pacer.elapsedFrames();
     const ahead = pacer.written - elapsed;
-    if (this.#paused || !this.#hostActive || ahead < this.#chunkFrames) this.#silenceTo(elapsed + this.#leadFrames);
+    if (ahead < 0 && pacer.written > 0 && this.#link?.up) {
+      // snapserver may have found nothing to read: it then fills the rest of its chunk with silence
+      const { log, suppressed } = this.#lateLog.shouldLog();
+      if (log)
+        this.log.warn(
+          { lateMs: Math.round(msForFrames(-ahead, this.#format!)), suppressed },
+          'the stream fell behind real time (speakerd was not scheduled in time)',
+        );
+    }
+    if (this.#paused && this.#hostActive) {
+      // ticks every half chunk, whole chunks: ahead stays within pauseAhead - 3/4 chunk .. pauseAhead + 3/4 chunk
+      this.#silenceTo(elapsed + Math.max(2 * this.#chunkFrames, this.#pauseAhead) - this.#chunkFrames / 4);
+    } else if (!this.#hostActive || ahead < this.#chunkFrames) this.#silenceTo(elapsed + this.#leadFrames);
     this.#schedule();
   }
 

@@ -78,9 +78,13 @@ export const options = z
         "snapserver's [stream] buffer in ms (default 1000): how long after speakerd writes a frame the rooms play " +
           "it. Counted in delay(), so speakerd's positions and finished events are what the rooms hear.",
       ),
-    leadMs: intRange(0, 1000)
-      .default(60)
-      .describe('How far ahead of real time speakerd writes into the stream, in ms (at least one chunk is added).'),
+    leadMs: intRange(0, 2000)
+      .default(250)
+      .describe(
+        'How far ahead of real time speakerd writes into the stream, in ms (one chunk is added). snapserver ' +
+          'resyncs the stream when its input comes late, so this is what a busy speakerd may lag without a glitch; ' +
+          'a pause reaches the rooms this much (plus the buffer) later.',
+      ),
     idleSilenceMs: intRange(0, 86_400_000)
       .default(10_000)
       .describe(
