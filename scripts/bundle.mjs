@@ -22,6 +22,7 @@ const PACKAGES = {
   'packages/plugin-command': ['index.js'],
   'packages/plugin-rtp': ['index.js'],
   'packages/plugin-alsa': ['index.js'],
+  'packages/plugin-snapcast': ['index.js'],
 };
 const banner = {
   js: "import { createRequire as __speakerdCreateRequire } from 'node:module'; const require = __speakerdCreateRequire(import.meta.url);",
