@@ -30,7 +30,7 @@ namespace {
 Napi::Value Load(const Napi::CallbackInfo &info) {
   ENTRY("load()");
   REQUIRE_ARGC(0, 0);
-  if (LoadLib()) return env.Undefined();
+  if (LoadLibWithLog()) return env.Undefined();
   return Napi::String::New(env, LoadError());
 }
 

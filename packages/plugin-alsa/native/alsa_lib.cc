@@ -8,7 +8,6 @@
 #include <cstring>
 #include <mutex>
 
-#include "library_log.h"
 #include "test_hooks.h"
 
 namespace speakerd_alsa {
@@ -42,7 +41,6 @@ bool LoadLib() {
   }
   ALSA_FUNCS(SPEAKERD_ALSA_LOAD)
 #undef SPEAKERD_ALSA_LOAD
-  lib.snd_lib_error_set_handler(LibraryErrorHandler);
   return true;
 }
 

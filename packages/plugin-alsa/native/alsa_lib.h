@@ -93,7 +93,8 @@ struct Lib {
 };
 extern Lib lib;
 
-// dlopen libasound.so.2 once (thread-safe); false, with LoadError() saying why, when it cannot.
+// dlopen libasound.so.2 once (thread-safe); false, with LoadError() saying why, when it cannot. The entry points
+// call LoadLibWithLog (library_log.h), which also routes libasound's messages to the log.
 bool LoadLib();
 std::string LoadError();
 

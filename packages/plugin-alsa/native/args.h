@@ -12,6 +12,9 @@
 #include <cstdint>
 #include <string>
 
+#include "alsa_lib.h"
+#include "library_log.h"
+
 namespace speakerd_alsa {
 
 // The `code` of the errors the entry points throw (src/binding.ts: NativeErrorCodes).
@@ -59,8 +62,8 @@ bool FieldOptionalBoolean(const Napi::Object &o, const char *key, const char *us
 // The handle is usable: else SPEAKERD_ERR_ALSA_CLOSED.
 #define REQUIRE_OPEN(usable, what)                                                                                 \
   if (!(usable)) ThrowCoded(env, ErrorKind::Error, ERR_CLOSED, std::string(USAGE) + ": the " what " is closed")
-// libasound is loaded: else SPEAKERD_ERR_BACKEND_UNAVAILABLE.
+// libasound is loaded (and its messages go to the log): else SPEAKERD_ERR_BACKEND_UNAVAILABLE.
 #define REQUIRE_LIBRARY()                                                                                          \
-  if (!LoadLib()) ThrowCoded(env, ErrorKind::Error, ERR_UNAVAILABLE, "libasound.so.2 is not loaded: " + LoadError())
+  if (!LoadLibWithLog()) ThrowCoded(env, ErrorKind::Error, ERR_UNAVAILABLE, "libasound.so.2 is not loaded: " + LoadError())
 
 }  // namespace speakerd_alsa

@@ -44,6 +44,13 @@ void LibraryErrorHandler(const char *file, int line, const char *function, int e
   PostLog(LOG_WARN, std::move(text));
 }
 
+bool LoadLibWithLog() {
+  if (!LoadLib()) return false;
+  static std::once_flag once;
+  std::call_once(once, [] { lib.snd_lib_error_set_handler(LibraryErrorHandler); });
+  return true;
+}
+
 CaptureLibraryLog::CaptureLibraryLog() : prev(tlsCapture) { tlsCapture = &said; }
 CaptureLibraryLog::~CaptureLibraryLog() { tlsCapture = prev; }
 

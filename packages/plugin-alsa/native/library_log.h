@@ -15,6 +15,9 @@ using LogSink = std::function<void(int level, std::string text)>;
 void SetLogSink(LogSink sink);
 void PostLog(int level, std::string text);
 
+// LoadLib(), and from the first success on, libasound's messages go through LibraryErrorHandler.
+bool LoadLibWithLog();
+
 // The handler given to snd_lib_error_set_handler.
 void LibraryErrorHandler(const char *file, int line, const char *function, int err, const char *fmt, ...);
 
