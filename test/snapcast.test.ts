@@ -8,14 +8,14 @@
 // runs before the first track's audio is there, and snapclient writes silence until the stream reaches it), S the
 // pause (to within one 20 ms chunk), nothing else: no frame of A or B lost, changed or repeated, no other gap.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { SampleFormat } from '@speakerd/plugin-sdk';
 import { tempDir } from './helpers/cli.js';
 import { testSignal } from './helpers/pcm.js';
-import { describeSilence, insertedSilence, realtimeDecoder, wallNow } from './helpers/peers.js';
+import { describeSilence, insertedSilence, outFrameOf, realtimeDecoder, wallNow } from './helpers/peers.js';
 import { Speakerd } from './helpers/speakerd.js';
 import { haveTool } from './helpers/tools.js';
 
@@ -180,6 +180,15 @@ async function run(sc: Scenario) {
   await s.untilLogged('streaming to');
   await until('snapclient to be playing', () => client.log().includes('ServerSettings'));
 
+  // when the file grows: (wall time, bytes), to tell when the rooms heard a frame
+  const growth: [number, number][] = [];
+  const sampler = setInterval(() => {
+    try {
+      growth.push([wallNow(), statSync(out).size]);
+    } catch {
+      // not there yet
+    }
+  }, 5);
   const A = testSignal(FORMAT, Math.round(2.5 * FORMAT.rate), 11);
   const B = testSignal(FORMAT, Math.round(1.2 * FORMAT.rate), 12);
   const dec = { speed: 1.5, chunkFrames: [1000, 441, 2205], bytesPerFrame: BPF };
@@ -202,6 +211,7 @@ async function run(sc: Scenario) {
   // finished comes within earlyFinishMs of the end being heard: let the rooms (1 s buffer) play it all
   await sleep(2500);
   await stop(client);
+  clearInterval(sampler);
   const file = readFileSync(out);
   const expected = Buffer.concat([A, B]);
   const report = insertedSilence(file, expected, BPF);
@@ -216,9 +226,22 @@ async function run(sc: Scenario) {
     );
   }
   const tail = file.subarray(file.length - Math.max(0, report.extraFrames) * BPF);
+  /** When the file first held output frame `f` (wall time), or NaN. */
+  const heardAt = (f: number) => growth.find(([, size]) => size >= (f + 1) * BPF)?.[0] ?? NaN;
+  const playing = s.events.find((e) => e.type === 'playing' && e.id === 'a')!;
+  const finished = s.events.find((e) => e.type === 'finished' && e.id === 'b')!;
+  const playingB = s.events.find((e) => e.type === 'playing' && e.id === 'b')!;
+  const startOfB = outFrameOf(report, A.length / BPF);
+  const endOfB = report.mismatchAtFrame === undefined ? report.outFrames - report.extraFrames - 1 : NaN;
   return {
     s,
     report,
+    /** ms from the `playing` event to the first frame of A in snapclient's file (snapserver buffer included). */
+    playingToHeardMs: heardAt(report.leadingZeroFrames) - s.timeOf(playing),
+    /** The same for B, the gapless next track. */
+    playingBToHeardMs: startOfB === undefined ? NaN : heardAt(startOfB) - s.timeOf(playingB),
+    /** ms from B's `finished` to its last frame in the file (finished comes up to earlyFinishMs early). */
+    finishedToHeardMs: heardAt(endOfB) - s.timeOf(finished),
     status,
     tailSilent: tail.every((b) => b === 0),
     pauseFrames: ((resumedAt - pausedAt) * FORMAT.rate) / 1000,
@@ -234,7 +257,9 @@ function check(r: Awaited<ReturnType<typeof run>>): void {
   console.log(
     `snapcast e2e: ${r.summary}; pause ${r.pauseFrames.toFixed(0)} frames sent apart, silence inserted ` +
       `${report.insertions[0]?.frames ?? 0} frames; ${r.seconds.toFixed(1)} s; insertions ${JSON.stringify(report.insertions)}, ` +
-      `losses ${JSON.stringify(report.losses)}`,
+      `losses ${JSON.stringify(report.losses)}; playing -> heard ${r.playingToHeardMs.toFixed(1)} ms (A), ` +
+      `${r.playingBToHeardMs.toFixed(1)} ms (B), finished -> end ` +
+      `heard ${r.finishedToHeardMs.toFixed(1)} ms`,
   );
   const ctx = `${r.summary}\n${r.logs()}`;
   expect(report.mismatchAtFrame, ctx).toBeUndefined();
@@ -249,6 +274,10 @@ function check(r: Awaited<ReturnType<typeof run>>): void {
   expect(report.extraFrames, ctx).toBeGreaterThan(0);
   expect(r.tailSilent, ctx).toBe(true);
   expect(r.status).toMatchObject({ connected: true, format: '44100:16:2', snapserverStatus: 'playing' });
+  // delay() counts snapserver's 1000 ms buffer: `finished` (sent when the end is within earlyFinishMs, 1000 ms, of
+  // being heard) comes about 1 s before the last frame is in snapclient's file; without the buffer it came 2 s early
+  expect(r.finishedToHeardMs, ctx).toBeGreaterThan(700);
+  expect(r.finishedToHeardMs, ctx).toBeLessThan(1200);
 }
 
 describe.runIf(have)('snapcast backend against snapserver 0.26 and snapclient --player file', () => {
