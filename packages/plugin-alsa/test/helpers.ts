@@ -14,7 +14,7 @@ import {
   noise as sdkNoise,
 } from '@speakerd/plugin-sdk/testing';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { onTestFinished } from 'vitest';
+import { expect, onTestFinished } from 'vitest';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { haveCapability } from '../../../test/helpers/tools.js';
@@ -110,4 +110,17 @@ export async function until(pred: () => boolean, ms = 5000, what = 'condition'):
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 10));
   }
+}
+
+/** `fn` throws a `Kind` with `code` (an addon entry point's coded error) whose message contains `names`. */
+export function expectCoded(fn: () => unknown, Kind: ErrorConstructor, code: string, names?: string): void {
+  let thrown: unknown;
+  try {
+    fn();
+  } catch (err) {
+    thrown = err;
+  }
+  expect(thrown, `expected ${code}`).toBeInstanceOf(Kind);
+  expect((thrown as { code?: unknown }).code).toBe(code);
+  if (names) expect((thrown as Error).message).toContain(names);
 }

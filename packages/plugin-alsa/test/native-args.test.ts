@@ -14,7 +14,7 @@ import {
   type TestBinding,
 } from '../src/binding.js';
 import { haveCapability } from '../../../test/helpers/tools.js';
-import { NULL_STREAM } from './helpers.js';
+import { NULL_STREAM, expectCoded } from './helpers.js';
 
 const require = createRequire(import.meta.url);
 const built = existsSync(ADDON_PATH) && existsSync(TEST_ADDON_PATH);
@@ -26,19 +26,6 @@ const haveLib = ok && prod!.load() === undefined && test!.load() === undefined;
 const OPTS = NULL_STREAM;
 const PROBE = { device: 'null', format: 2, rate: 44100, channels: 2 };
 const anything = (): void => {};
-
-/** `fn` throws `Kind` with `code` (and the message names the entry point). */
-function throwsCoded(fn: () => unknown, Kind: ErrorConstructor, code: string, names?: string): void {
-  let thrown: unknown;
-  try {
-    fn();
-  } catch (err) {
-    thrown = err;
-  }
-  expect(thrown, `expected ${code}`).toBeInstanceOf(Kind);
-  expect((thrown as { code?: unknown }).code).toBe(code);
-  if (names) expect((thrown as Error).message).toContain(names);
-}
 
 /** A stream on the null PCM; closed (and its thread reaped) when `use` is done. */
 async function withStream(b: Binding, use: (s: NativeStream) => void | Promise<void>): Promise<void> {
@@ -63,37 +50,37 @@ for (const [name, b] of [
 ] as const) {
   describe.skipIf(!haveLib)(`the ${name} addon's entry points check their arguments`, () => {
     it('load(), setLogHandler(handler)', () => {
-      throwsCoded(() => (b!.load as (x: unknown) => void)(1), TypeError, C.ARGUMENT, 'load()');
-      throwsCoded(() => (b!.setLogHandler as () => void)(), TypeError, C.ARGUMENT, 'setLogHandler');
-      throwsCoded(() => b!.setLogHandler('x' as never), TypeError, C.ARGUMENT, 'must be a function');
-      throwsCoded(() => b!.setLogHandler({} as never), TypeError, C.ARGUMENT);
+      expectCoded(() => (b!.load as (x: unknown) => void)(1), TypeError, C.ARGUMENT, 'load()');
+      expectCoded(() => (b!.setLogHandler as () => void)(), TypeError, C.ARGUMENT, 'setLogHandler');
+      expectCoded(() => b!.setLogHandler('x' as never), TypeError, C.ARGUMENT, 'must be a function');
+      expectCoded(() => b!.setLogHandler({} as never), TypeError, C.ARGUMENT);
       b!.setLogHandler(anything);
       b!.setLogHandler(null);
     });
 
     it('probeAsync(options, callback)', () => {
       const p = b!.probeAsync as (...a: unknown[]) => void;
-      throwsCoded(() => p(), TypeError, C.ARGUMENT, 'probeAsync(options, callback): expected 2 arguments, got 0');
-      throwsCoded(() => p(PROBE), TypeError, C.ARGUMENT);
-      throwsCoded(() => p('null', anything), TypeError, C.ARGUMENT, 'argument 1 must be an object');
-      throwsCoded(() => p(PROBE, 'cb'), TypeError, C.ARGUMENT, 'argument 2 must be a function');
-      throwsCoded(() => p({ ...PROBE, device: 7 }, anything), TypeError, C.ARGUMENT, 'options.device must be a string');
-      throwsCoded(() => p({ ...PROBE, device: '' }, anything), RangeError, C.RANGE, 'options.device');
-      throwsCoded(() => p({ ...PROBE, device: 'nu\0ll' }, anything), RangeError, C.RANGE);
-      throwsCoded(() => p({ ...PROBE, rate: '44100' }, anything), TypeError, C.ARGUMENT, 'options.rate');
-      throwsCoded(() => p({ ...PROBE, rate: 0 }, anything), RangeError, C.RANGE, 'options.rate');
-      throwsCoded(() => p({ ...PROBE, rate: 44100.5 }, anything), RangeError, C.RANGE);
-      throwsCoded(() => p({ ...PROBE, channels: -1 }, anything), RangeError, C.RANGE, 'options.channels');
-      throwsCoded(() => p({ ...PROBE, format: Number.NaN }, anything), RangeError, C.RANGE, 'got NaN');
-      throwsCoded(() => p({ ...PROBE, allowResample: 1 }, anything), TypeError, C.ARGUMENT, 'allowResample');
+      expectCoded(() => p(), TypeError, C.ARGUMENT, 'probeAsync(options, callback): expected 2 arguments, got 0');
+      expectCoded(() => p(PROBE), TypeError, C.ARGUMENT);
+      expectCoded(() => p('null', anything), TypeError, C.ARGUMENT, 'argument 1 must be an object');
+      expectCoded(() => p(PROBE, 'cb'), TypeError, C.ARGUMENT, 'argument 2 must be a function');
+      expectCoded(() => p({ ...PROBE, device: 7 }, anything), TypeError, C.ARGUMENT, 'options.device must be a string');
+      expectCoded(() => p({ ...PROBE, device: '' }, anything), RangeError, C.RANGE, 'options.device');
+      expectCoded(() => p({ ...PROBE, device: 'nu\0ll' }, anything), RangeError, C.RANGE);
+      expectCoded(() => p({ ...PROBE, rate: '44100' }, anything), TypeError, C.ARGUMENT, 'options.rate');
+      expectCoded(() => p({ ...PROBE, rate: 0 }, anything), RangeError, C.RANGE, 'options.rate');
+      expectCoded(() => p({ ...PROBE, rate: 44100.5 }, anything), RangeError, C.RANGE);
+      expectCoded(() => p({ ...PROBE, channels: -1 }, anything), RangeError, C.RANGE, 'options.channels');
+      expectCoded(() => p({ ...PROBE, format: Number.NaN }, anything), RangeError, C.RANGE, 'got NaN');
+      expectCoded(() => p({ ...PROBE, allowResample: 1 }, anything), TypeError, C.ARGUMENT, 'allowResample');
     });
 
     it('new Stream(options, onEvent)', () => {
       const S = b!.Stream as unknown as new (...a: unknown[]) => NativeStream;
-      throwsCoded(() => new S(), TypeError, C.ARGUMENT, 'new Stream(options, onEvent): expected 2 arguments');
-      throwsCoded(() => new S(OPTS), TypeError, C.ARGUMENT);
-      throwsCoded(() => new S(null, anything), TypeError, C.ARGUMENT, 'argument 1 must be an object, got null');
-      throwsCoded(() => new S(OPTS, {}), TypeError, C.ARGUMENT, 'argument 2 must be a function');
+      expectCoded(() => new S(), TypeError, C.ARGUMENT, 'new Stream(options, onEvent): expected 2 arguments');
+      expectCoded(() => new S(OPTS), TypeError, C.ARGUMENT);
+      expectCoded(() => new S(null, anything), TypeError, C.ARGUMENT, 'argument 1 must be an object, got null');
+      expectCoded(() => new S(OPTS, {}), TypeError, C.ARGUMENT, 'argument 2 must be a function');
       const bad: [Record<string, unknown>, ErrorConstructor, string][] = [
         [{ device: undefined }, TypeError, C.ARGUMENT],
         [{ format: -1 }, RangeError, C.RANGE],
@@ -107,22 +94,22 @@ for (const [name, b] of [
         [{ queueFrames: 2 ** 26, frameBytes: 8 }, RangeError, C.RANGE],
         [{ realtime: 'yes' }, TypeError, C.ARGUMENT],
       ];
-      for (const [patch, Kind, code] of bad) throwsCoded(() => new S({ ...OPTS, ...patch }, anything), Kind, code);
+      for (const [patch, Kind, code] of bad) expectCoded(() => new S({ ...OPTS, ...patch }, anything), Kind, code);
     });
 
     it('the Stream methods: counts, types, ranges', async () => {
       await withStream(b!, (s) => {
         const m = s as unknown as Record<string, (...a: unknown[]) => unknown>;
         for (const f of ['open', 'writable', 'endFill', 'delay', 'flush', 'info', 'join', 'realtime'])
-          throwsCoded(() => m[f]!.call(s, 1), TypeError, C.ARGUMENT, `${f}(): expected 0 arguments, got 1`);
-        throwsCoded(() => m.write!.call(s), TypeError, C.ARGUMENT, 'write(data): expected 1 argument, got 0');
-        throwsCoded(() => m.write!.call(s, 'abcd'), TypeError, C.ARGUMENT, 'must be a Uint8Array');
-        throwsCoded(() => m.write!.call(s, new ArrayBuffer(8)), TypeError, C.ARGUMENT);
-        throwsCoded(() => s.write(new Uint8Array(6)), RangeError, C.RANGE, 'not a whole number of 4-byte frames');
-        throwsCoded(() => m.drain!.call(s), TypeError, C.ARGUMENT, 'drain(close)');
-        throwsCoded(() => m.drain!.call(s, 'yes'), TypeError, C.ARGUMENT, 'must be a boolean');
-        throwsCoded(() => m.close!.call(s), TypeError, C.ARGUMENT, 'close(drain)');
-        throwsCoded(() => m.close!.call(s, 0), TypeError, C.ARGUMENT, 'must be a boolean');
+          expectCoded(() => m[f]!.call(s, 1), TypeError, C.ARGUMENT, `${f}(): expected 0 arguments, got 1`);
+        expectCoded(() => m.write!.call(s), TypeError, C.ARGUMENT, 'write(data): expected 1 argument, got 0');
+        expectCoded(() => m.write!.call(s, 'abcd'), TypeError, C.ARGUMENT, 'must be a Uint8Array');
+        expectCoded(() => m.write!.call(s, new ArrayBuffer(8)), TypeError, C.ARGUMENT);
+        expectCoded(() => s.write(new Uint8Array(6)), RangeError, C.RANGE, 'not a whole number of 4-byte frames');
+        expectCoded(() => m.drain!.call(s), TypeError, C.ARGUMENT, 'drain(close)');
+        expectCoded(() => m.drain!.call(s, 'yes'), TypeError, C.ARGUMENT, 'must be a boolean');
+        expectCoded(() => m.close!.call(s), TypeError, C.ARGUMENT, 'close(drain)');
+        expectCoded(() => m.close!.call(s, 0), TypeError, C.ARGUMENT, 'must be a boolean');
         // and the right calls work
         s.open();
         expect(s.write(new Uint8Array(4 * 100))).toBe(100);
@@ -150,7 +137,7 @@ for (const [name, b] of [
           () => s.flush(),
           () => s.drain(true),
         ];
-        for (const f of closed) throwsCoded(f, Error, C.CLOSED, 'the stream is closed');
+        for (const f of closed) expectCoded(f, Error, C.CLOSED, 'the stream is closed');
         s.close(false); // a second close does nothing
         expect(s.info().capacityFrames).toBe(4096);
         expect(s.realtime().requested).toBe(false);
@@ -159,15 +146,15 @@ for (const [name, b] of [
 
     it('new Mixer(card, control, index)', () => {
       const M = b!.Mixer as unknown as new (...a: unknown[]) => unknown;
-      throwsCoded(() => new M(), TypeError, C.ARGUMENT, 'new Mixer(card, control, index): expected 3 arguments');
-      throwsCoded(() => new M('default', 'Master'), TypeError, C.ARGUMENT);
-      throwsCoded(() => new M(0, 'Master', 0), TypeError, C.ARGUMENT, 'argument 1 must be a string, got a number');
-      throwsCoded(() => new M('default', null, 0), TypeError, C.ARGUMENT, 'argument 2');
-      throwsCoded(() => new M('default', 'Master', -1), RangeError, C.RANGE, 'argument 3');
-      throwsCoded(() => new M('default', 'Master', 0.5), RangeError, C.RANGE);
-      throwsCoded(() => new M('default', 'Master', '0'), TypeError, C.ARGUMENT);
+      expectCoded(() => new M(), TypeError, C.ARGUMENT, 'new Mixer(card, control, index): expected 3 arguments');
+      expectCoded(() => new M('default', 'Master'), TypeError, C.ARGUMENT);
+      expectCoded(() => new M(0, 'Master', 0), TypeError, C.ARGUMENT, 'argument 1 must be a string, got a number');
+      expectCoded(() => new M('default', null, 0), TypeError, C.ARGUMENT, 'argument 2');
+      expectCoded(() => new M('default', 'Master', -1), RangeError, C.RANGE, 'argument 3');
+      expectCoded(() => new M('default', 'Master', 0.5), RangeError, C.RANGE);
+      expectCoded(() => new M('default', 'Master', '0'), TypeError, C.ARGUMENT);
       // a card that is not there: the mixer's own coded error, with libasound's errno
-      throwsCoded(() => new M('hw:speakerd_no_such_card', 'Master', 0), Error, C.MIXER, 'cannot attach the mixer');
+      expectCoded(() => new M('hw:speakerd_no_such_card', 'Master', 0), Error, C.MIXER, 'cannot attach the mixer');
     });
 
     it('the process is alive and the addon still works after all of that', async () => {
@@ -180,14 +167,14 @@ for (const [name, b] of [
 describe.skipIf(!haveLib)("the test addon's own entry points check their arguments", () => {
   it('injectFault(spec), clearFaults(), probe(options)', () => {
     const t = test!;
-    throwsCoded(() => (t.injectFault as () => void)(), TypeError, C.ARGUMENT, 'injectFault(spec)');
-    throwsCoded(() => t.injectFault(5 as never), TypeError, C.ARGUMENT);
-    throwsCoded(() => t.injectFault({ write: 'EPIPE' as never }), TypeError, C.ARGUMENT, 'options.write');
-    throwsCoded(() => t.injectFault({ write: 32, writeCount: -1 }), RangeError, C.RANGE, 'options.writeCount');
-    throwsCoded(() => t.injectFault({ sleepMs: 1e9 }), RangeError, C.RANGE);
-    throwsCoded(() => (t.clearFaults as (x: unknown) => void)(1), TypeError, C.ARGUMENT, 'clearFaults()');
-    throwsCoded(() => (t.probe as () => void)(), TypeError, C.ARGUMENT, 'probe(options)');
-    throwsCoded(() => t.probe({ ...PROBE, rate: -5 }), RangeError, C.RANGE);
+    expectCoded(() => (t.injectFault as () => void)(), TypeError, C.ARGUMENT, 'injectFault(spec)');
+    expectCoded(() => t.injectFault(5 as never), TypeError, C.ARGUMENT);
+    expectCoded(() => t.injectFault({ write: 'EPIPE' as never }), TypeError, C.ARGUMENT, 'options.write');
+    expectCoded(() => t.injectFault({ write: 32, writeCount: -1 }), RangeError, C.RANGE, 'options.writeCount');
+    expectCoded(() => t.injectFault({ sleepMs: 1e9 }), RangeError, C.RANGE);
+    expectCoded(() => (t.clearFaults as (x: unknown) => void)(1), TypeError, C.ARGUMENT, 'clearFaults()');
+    expectCoded(() => (t.probe as () => void)(), TypeError, C.ARGUMENT, 'probe(options)');
+    expectCoded(() => t.probe({ ...PROBE, rate: -5 }), RangeError, C.RANGE);
     expect(t.probe(PROBE).ok).toBe(true);
     t.clearFaults();
   });
