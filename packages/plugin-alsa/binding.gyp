@@ -7,7 +7,8 @@
   "target_defaults": {
     "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
     "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],
-    "cflags": ["-fPIC", "-fvisibility=hidden"],
+    "cflags": ["-fPIC", "-fvisibility=hidden", "-ffunction-sections", "-fdata-sections"],
+    "ldflags": ["-Wl,--gc-sections"],
     "cflags_cc": ["-std=c++17", "-fexceptions", "-fvisibility=hidden", "-Wall", "-Wextra", "-Wno-unused-parameter"],
     "cflags_cc!": ["-fno-exceptions"],
     "libraries": ["-ldl", "-pthread"]
