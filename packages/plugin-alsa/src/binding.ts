@@ -1,8 +1,6 @@
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { RealtimeOutcome } from '@speakerd/plugin-sdk';
+import { loadAddon, type RealtimeOutcome } from '@speakerd/plugin-sdk';
 
 /** Events the writer thread sends back (through a ThreadSafeFunction). */
 export type NativeEventType = 'open' | 'state' | 'room' | 'drained' | 'closed' | 'log' | 'xrun';
@@ -141,43 +139,29 @@ export function loadBinding(): { binding?: Binding; why?: string } {
   if (cached) return cached;
   const test = process.env[TEST_HOOKS_ENV] === '1';
   const path = test ? TEST_ADDON_PATH : ADDON_PATH;
-  if (!existsSync(path)) {
-    cached = {
-      why:
-        `the native addon is not built (${path} is missing): install a C++ compiler, make and python3 ` +
-        `(apt-get install g++ make python3), then run "npm rebuild @speakerd/plugin-alsa"`,
-    };
+  const loaded = loadAddon<Binding>({
+    packageName: '@speakerd/plugin-alsa',
+    path,
+    // an addon built from older sources (a stale build/ directory) lacks what the backend calls, or (before the
+    // test hooks had an addon of their own) has them
+    check: (b) =>
+      typeof b.Stream?.prototype?.endFill !== 'function'
+        ? 'it has no Stream.endFill'
+        : typeof b.Stream.prototype.realtime !== 'function'
+          ? 'it has no Stream.realtime'
+          : typeof b.probeAsync !== 'function'
+            ? 'it has no probeAsync'
+            : !test && 'injectFault' in b
+              ? 'it has test hooks'
+              : test && !('testHooks' in b)
+                ? 'it has no test hooks'
+                : undefined,
+  });
+  if (!loaded.addon) {
+    cached = { why: loaded.why };
     return cached;
   }
-  let binding: Binding;
-  try {
-    binding = createRequire(import.meta.url)(path) as Binding;
-  } catch (err) {
-    cached = {
-      why:
-        `the native addon cannot be loaded (${err instanceof Error ? err.message : String(err)}): ` +
-        `run "npm rebuild @speakerd/plugin-alsa"`,
-    };
-    return cached;
-  }
-  // an addon built from older sources (a stale build/ directory) lacks what the backend calls, or (before the
-  // test hooks had an addon of their own) has them
-  const stale =
-    typeof binding.Stream?.prototype?.endFill !== 'function'
-      ? 'it has no Stream.endFill'
-      : typeof binding.Stream.prototype.realtime !== 'function'
-        ? 'it has no Stream.realtime'
-        : typeof binding.probeAsync !== 'function'
-          ? 'it has no probeAsync'
-          : !test && 'injectFault' in binding
-            ? 'it has test hooks'
-            : test && !('testHooks' in binding)
-              ? 'it has no test hooks'
-              : undefined;
-  if (stale) {
-    cached = { why: `the native addon is out of date (${stale}): run "npm rebuild @speakerd/plugin-alsa"` };
-    return cached;
-  }
+  const binding = loaded.addon;
   const problem = binding.load();
   if (problem) {
     cached = {

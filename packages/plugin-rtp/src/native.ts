@@ -1,8 +1,6 @@
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { RealtimeOutcome } from '@speakerd/plugin-sdk';
+import { loadAddon, type RealtimeOutcome } from '@speakerd/plugin-sdk';
 
 /**
  * Called by the sender thread (through a ThreadSafeFunction, at most every 250 ms while errors happen) with the
@@ -89,33 +87,20 @@ let cached: { binding?: Binding; why?: string } | undefined;
 /** The native sender, or why it is unavailable. */
 export function loadNative(): { binding?: Binding; why?: string } {
   if (cached) return cached;
-  if (process.platform !== 'linux') {
-    cached = { why: `the native sender is for Linux only (this is ${process.platform})` };
-    return cached;
-  }
-  if (!existsSync(ADDON_PATH)) {
-    cached = {
-      why:
-        `the native addon is not built (${ADDON_PATH} is missing): install g++, make and python3, ` +
-        `then run "npm rebuild @speakerd/plugin-rtp"`,
-    };
-    return cached;
-  }
-  try {
-    const binding = createRequire(import.meta.url)(ADDON_PATH) as Binding;
-    if (typeof binding.Sender !== 'function' || typeof binding.nowMs !== 'function')
-      throw new Error('it does not export Sender and nowMs');
+  const loaded = loadAddon<Binding>({
+    packageName: '@speakerd/plugin-rtp',
+    path: ADDON_PATH,
+    linuxOnly: true,
     // an addon built from an older rtp_sender.cc (a stale build/ directory)
-    if (typeof binding.Sender.prototype.realtime !== 'function') throw new Error('it is out of date (no realtime)');
-    if (binding.abi !== NATIVE_ABI)
-      throw new Error(`it is out of date (abi ${String(binding.abi)}, not ${NATIVE_ABI})`);
-    cached = { binding };
-  } catch (err) {
-    cached = {
-      why:
-        `the native addon cannot be loaded (${err instanceof Error ? err.message : String(err)}): ` +
-        `run "npm rebuild @speakerd/plugin-rtp"`,
-    };
-  }
+    check: (b) =>
+      typeof b.Sender !== 'function' || typeof b.nowMs !== 'function'
+        ? 'it does not export Sender and nowMs'
+        : typeof b.Sender.prototype.realtime !== 'function'
+          ? 'it has no realtime'
+          : b.abi !== NATIVE_ABI
+            ? `abi ${String(b.abi)}, not ${NATIVE_ABI}`
+            : undefined,
+  });
+  cached = loaded.addon ? { binding: loaded.addon } : { why: loaded.why };
   return cached;
 }

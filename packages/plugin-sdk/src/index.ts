@@ -18,6 +18,7 @@ export * from './tokens.js';
 export * from './plugin.js';
 export * from './services.js';
 export * from './files.js';
+export * from './addon.js';
 export * from './lines.js';
 export * from './output-state.js';
 export * from './realtime.js';
