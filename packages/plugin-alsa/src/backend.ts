@@ -5,6 +5,7 @@ import {
   formatToString,
   inject,
   injectable,
+  OutputState,
   RateLimitedLog,
   reportRealtime,
   sameFormat,
@@ -153,7 +154,7 @@ export class AlsaBackend implements Backend {
 
   #stream: PcmStream | undefined;
   #format: SampleFormat | undefined;
-  #state: BackendState = 'ok';
+  readonly #output: OutputState;
   /** How often the state changed (each change is logged once). */
   #stateChanges = 0;
   #mixer: NativeMixer | undefined;
@@ -169,6 +170,7 @@ export class AlsaBackend implements Backend {
     @inject(TOKENS.Clock) private readonly clock: Clock,
     @inject(TOKENS.Events) private readonly events: HostEvents,
   ) {
+    this.#output = new OutputState(events);
     this.#xrunLog = new RateLimitedLog(() => this.clock.now(), 5, 10_000);
     this.setVolume = opts.mixer === null ? undefined : (volume: number) => this.#setHardwareVolume(volume);
     this.commands = process.env[TEST_HOOKS_ENV] === '1' ? { 'test-fault': (m) => this.#testFault(m) } : undefined;
@@ -349,12 +351,11 @@ export class AlsaBackend implements Backend {
   }
 
   #setState(state: BackendState, message: string): void {
-    if (state === this.#state) return;
-    this.#state = state;
+    if (state === this.#output.state) return;
     this.#stateChanges++;
     if (state === 'ok') this.log.info(message);
     else this.log.error(message);
-    this.events.backendState(state, message);
+    this.#output.report(state, message);
   }
 
   #setHardwareVolume(volume: number): void {

@@ -31,6 +31,11 @@ export class OutputState {
     return this.#set('recovering', message);
   }
 
+  /** Report `state` (whichever it is), unless it already is. */
+  report(state: BackendState, message: string): boolean {
+    return this.#set(state, message);
+  }
+
   #set(state: BackendState, message: string): boolean {
     if (this.#state === state) return false;
     this.#state = state;

@@ -15,11 +15,14 @@ describe('OutputState', () => {
     expect(s.lost('still failing')).toBe(true);
     expect(s.ok('back')).toBe(true);
     expect(s.ok('back')).toBe(false);
+    expect(s.report('lost', 'again')).toBe(true);
+    expect(s.report('lost', 'again')).toBe(false);
     expect(sent).toEqual([
       ['lost', 'send failed'],
       ['recovering', 'retrying'],
       ['lost', 'still failing'],
       ['ok', 'back'],
+      ['lost', 'again'],
     ]);
   });
 });
