@@ -1,4 +1,4 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -6,7 +6,8 @@ import { SPEAKERD, tempDir } from './helpers/cli.js';
 import { decoder, Speakerd } from './helpers/speakerd.js';
 import { noise } from './helpers/pcm.js';
 import { haveCapability, haveTool } from './helpers/tools.js';
-import { exitOf, ffmpegReceiver, freePortPair, udpBound } from './helpers/udp.js';
+import { exitOf, ffmpegReceiver, freePortPair, gstReceiver, udpBound } from './helpers/udp.js';
+import { canUseNetns, netns } from './helpers/netns.js';
 import { Receiver } from '../packages/plugin-rtp/test/helpers.js';
 
 const CD = { encoding: 's16le', rate: 44100, channels: 2 };
@@ -194,28 +195,8 @@ describe('rtp backend end to end', () => {
     const s = await Speakerd.start({ backend: 'rtp', format: CD, rtp: { port, sdp: 'stream.sdp' } });
     cleanups.push(() => s.dispose());
     // the caps come from the SDP file
-    const sdp = readFileSync(join(s.dir, 'stream.sdp'), 'utf8');
-    const m = /a=rtpmap:(\d+) (\w+)\/(\d+)\/(\d+)/.exec(sdp)!;
-    const caps = `application/x-rtp,media=audio,payload=${m[1]},encoding-name=${m[2]},clock-rate=${m[3]},channels=${m[4]}`;
     const out = join(s.dir, 'gst.raw');
-    const gst = spawn(
-      'gst-launch-1.0',
-      [
-        '-q',
-        '-e',
-        'udpsrc',
-        `port=${port}`,
-        `caps=${caps}`,
-        '!',
-        'rtpjitterbuffer',
-        '!',
-        'rtpL16depay',
-        '!',
-        'filesink',
-        `location=${out}`,
-      ],
-      { stdio: ['ignore', 'ignore', 'pipe'] },
-    );
+    const gst = gstReceiver(join(s.dir, 'stream.sdp'), out).child;
     cleanups.push(() => void gst.kill('SIGKILL'));
     await udpBound(port);
     const pcm = noise(44100 * 4 * 2, 22);
@@ -231,45 +212,6 @@ describe('rtp backend end to end', () => {
 });
 
 // ---------------------------------------------------------------------------------------------------- namespaces
-
-function canUseNetns(): boolean {
-  if (process.getuid?.() !== 0) return false;
-  const r = spawnSync('ip', ['netns', 'list'], { stdio: 'ignore' });
-  return r.status === 0;
-}
-
-/**
- * A network namespace with lo up and multicast routed to lo, or, given `dummy` (an address/prefix), to `v0`, one
- * end of a veth pair inside the namespace, with that address (a LAN-like interface whose packets stay in it).
- */
-function netns(dummy?: string): { name: string; exec: (cmd: string[]) => string[]; remove: () => void } | undefined {
-  const name = `speakerd-test-${process.pid}-${Math.floor(Math.random() * 1e9)}`;
-  const run = (args: string[]) => spawnSync('ip', args, { stdio: 'pipe', encoding: 'utf8' });
-  const inNs = (...cmd: string[]) => ['netns', 'exec', name, 'ip', ...cmd];
-  const steps = [
-    ['netns', 'add', name],
-    inNs('link', 'set', 'lo', 'up'),
-    ...(dummy
-      ? [
-          // a veth pair (dummy interfaces need a kernel module that containers often lack); v1 is its far end
-          inNs('link', 'add', 'v0', 'type', 'veth', 'peer', 'name', 'v1'),
-          inNs('addr', 'add', dummy, 'dev', 'v0'),
-          inNs('link', 'set', 'v0', 'up'),
-          inNs('link', 'set', 'v1', 'up'),
-          inNs('route', 'add', '224.0.0.0/4', 'dev', 'v0'),
-        ]
-      : [inNs('route', 'add', '224.0.0.0/4', 'dev', 'lo')]),
-  ];
-  for (const st of steps) {
-    const r = run(st);
-    if (r.status !== 0) {
-      run(['netns', 'del', name]);
-      console.log(`skipped: cannot set up a network namespace (${st.join(' ')}: ${r.stderr.trim()})`);
-      return undefined;
-    }
-  }
-  return { name, exec: (cmd) => ['netns', 'exec', name, ...cmd], remove: () => void run(['netns', 'del', name]) };
-}
 
 /** A receiver script run inside the namespace: joins `group` (if any) and prints a summary at SIGTERM. */
 const RECEIVER = `

@@ -52,3 +52,51 @@ export function ffmpegReceiver(sdp: string, out: string, format: 's16be' | 's16l
   child.stderr.on('data', (d: Buffer) => (r.stderr += d.toString()));
   return r;
 }
+
+/**
+ * The caps sdpdemux would make of an SDP file (sdpdemux is in gst-plugins-bad, which CI does not install): the
+ * rtpmap, and each fmtp parameter as a string field (e.g. channel-order), as gst_sdp_media_get_caps_from_media does.
+ */
+export function capsFromSdp(sdp: string): { port: number; caps: string } {
+  const m = /^m=audio (\d+) RTP\/AVP (\d+)\r?$/m.exec(sdp)!;
+  const map = /^a=rtpmap:\d+ (\w+)\/(\d+)\/(\d+)\r?$/m.exec(sdp)!;
+  const fmtp = /^a=fmtp:\d+ (.*?)\r?$/m.exec(sdp);
+  const params = (fmtp?.[1] ?? '')
+    .split(';')
+    .map((x) => x.trim())
+    .filter(Boolean)
+    .map((kv) => `,${kv.split('=')[0]!.toLowerCase()}=(string)${kv.split('=')[1]}`);
+  const caps =
+    `application/x-rtp,media=audio,payload=${m[2]},encoding-name=${map[1]},clock-rate=${map[2]},channels=${map[3]}` +
+    params.join('');
+  return { port: Number(m[1]), caps };
+}
+
+/**
+ * GStreamer receiving the stream an SDP file describes: udpsrc with its caps ! rtpjitterbuffer ! rtpL16depay !
+ * filesink `out` (s16be, in GStreamer's channel order); stop it with SIGINT (-e: the file is flushed).
+ */
+export function gstReceiver(sdp: string, out: string) {
+  const { port, caps } = capsFromSdp(readFileSync(sdp, 'utf8'));
+  const child = spawn(
+    'gst-launch-1.0',
+    [
+      '-q',
+      '-e',
+      'udpsrc',
+      `port=${port}`,
+      `caps=${caps}`,
+      '!',
+      'rtpjitterbuffer',
+      '!',
+      'rtpL16depay',
+      '!',
+      'filesink',
+      `location=${out}`,
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  const r = { child, stderr: '', caps };
+  child.stderr.on('data', (d: Buffer) => (r.stderr += d.toString()));
+  return r;
+}

@@ -30,6 +30,7 @@ import { RTP_HEADER, framesPerPacket, payloadFor, writeRtpHeader, type Payload }
 import { MAX_CNAME, rtcpIntervalMs, writeBye, writeEmptyRr, writeSdes, writeSr } from './rtcp.js';
 import { buildSap } from './sap.js';
 import { buildSdp } from './sdp.js';
+import { reorderInto, wireOrder, type WireOrder } from './channel-order.js';
 import { DELIVERY, FLUSHED, META, STAT, loadNative, type NativeSender } from './native.js';
 import {
   classify,
@@ -146,6 +147,8 @@ export class RtpBackend implements Backend {
 
   // ------------------------------------------------------------------ queue of frames not yet sent
   #ring: Buffer = Buffer.alloc(0);
+  /** Channel order on the wire (channel-order.ts): an fmtp name to announce, a reordering of the host's frames. */
+  #wire: WireOrder = { channelOrder: undefined, map: undefined };
   #ringFrames = 0;
   #head = 0;
   #count = 0;
@@ -363,12 +366,19 @@ export class RtpBackend implements Backend {
     let tail = this.#head + this.#count;
     if (tail >= ringFrames) tail -= ringFrames;
     const first = Math.min(frames, ringFrames - tail);
-    this.#ring.set(first === frames ? data.subarray(0, frames * bpf) : data.subarray(0, first * bpf), tail * bpf);
-    if (first < frames) this.#ring.set(data.subarray(first * bpf, frames * bpf), 0);
+    this.#put(first === frames ? data.subarray(0, frames * bpf) : data.subarray(0, first * bpf), tail * bpf);
+    if (first < frames) this.#put(data.subarray(first * bpf, frames * bpf), 0);
     this.#count += frames;
     // native: nothing is handed over here; the host writes a fill in chunks and then calls endFill()
     if (!this.#running) this.#start();
     return frames;
+  }
+
+  /** Host frames into the ring at byte `at`, in the wire's channel order. */
+  #put(src: Uint8Array, at: number): void {
+    const map = this.#wire.map;
+    if (map) reorderInto(this.#ring, at, src, map, this.#bpf / map.length);
+    else this.#ring.set(src, at);
   }
 
   /**
@@ -477,6 +487,7 @@ export class RtpBackend implements Backend {
     const format = payload.format;
     this.#payload = payload;
     this.#format = format;
+    this.#wire = wireOrder(format.channels, this.opts.channelOrder);
     this.#bpf = bytesPerFrame(format);
     this.#framesPerPacket = framesPerPacket(format, this.opts.mtu);
     this.#tsPerFrame = this.opts.timestampsInSamples ? format.channels : 1;
@@ -953,6 +964,7 @@ export class RtpBackend implements Backend {
       sessionId: this.#sessionId,
       version: this.#sessionId,
       ptimeMs: (this.#framesPerPacket * 1000) / this.#format!.rate,
+      channelOrder: this.#wire.channelOrder,
     });
     if (!this.opts.sdp) return;
     const file = resolvePath(this.context.configDir, this.opts.sdp);

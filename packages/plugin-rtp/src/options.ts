@@ -54,14 +54,37 @@ const fields = {
   timestampsInSamples: bool()
     .default(false)
     .describe('DisOrder playrtp compatibility: count RTP timestamps in samples instead of frames.'),
+  /**
+   * More than 2 channels (README, "Channel order"): "wav" sends the host's (WAVE) order and announces the RFC 3190
+   * channel-order that has it (4: DV.LRLsRs, 6: DV.LmixRmixTWoQ1Q2); "gstreamer-1.22" announces what GStreamer
+   * 1.22's inverted channel-order lookup plays in the host's order (5 and 6 channels, and 8 reordered side before
+   * rear), for receivers on GStreamer 1.22 and earlier.
+   */
+  channelOrder: oneOf(['wav', 'gstreamer-1.22'] as const)
+    .default('wav')
+    .describe(
+      'More than 2 channels: "wav" sends the host\'s WAVE order (FL FR FC LFE BL BR for 6) and announces the RFC 3190 ' +
+        'channel-order that names it (4 and 6 channels); "gstreamer-1.22" announces the orders GStreamer 1.22, ' +
+        "whose channel-order lookup is inverted, plays in the host's order (5, 6, and 8 channels sent side pair " +
+        'before rear pair).',
+    ),
   /** Send SAP announcements (RFC 2974) for PipeWire/PulseAudio discovery. */
   sap: bool().default(false).describe('Send SAP announcements (RFC 2974) for PipeWire/PulseAudio discovery.'),
-  /** Where SAP announcements go (PulseAudio's and PipeWire's default group). */
+  /**
+   * Where SAP announcements go: 224.0.0.56, where PipeWire (module-rtp-sap) and PulseAudio (module-rtp-recv)
+   * listen; VLC's SAP discovery listens on 224.2.127.254, 239.195.255.255, 239.255.255.255 and 224.0.0.255.
+   */
   sapAddress: nonEmptyString('an IP address')
     .default('224.0.0.56')
-    .describe("Where SAP announcements go (PulseAudio's and PipeWire's default group)."),
+    .describe(
+      'Where SAP announcements go (an IPv4 or IPv6 address, multicast or not). 224.0.0.56: where PipeWire and ' +
+        "PulseAudio listen by default; VLC's SAP discovery listens on 239.255.255.255 (or 224.2.127.254, " +
+        '239.195.255.255, 224.0.0.255) instead.',
+    ),
   /** SAP port. */
-  sapPort: intRange(1, 65535).default(9875).describe('UDP port of SAP announcements.'),
+  sapPort: intRange(1, 65535)
+    .default(9875)
+    .describe('UDP port of SAP announcements (9875, RFC 2974; PipeWire, PulseAudio and VLC listen there).'),
   /** Seconds between SAP announcements. */
   sapIntervalS: intRange(1, 3600).default(5).describe('Seconds between SAP announcements.'),
   /** RTCP canonical name (SDES CNAME); default `user@host` as RFC 3550 6.5.1 gives it. */

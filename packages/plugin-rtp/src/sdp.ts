@@ -16,6 +16,8 @@ export interface SdpParams {
   /** Packet duration in ms (`a=ptime`). */
   ptimeMs: number;
   name?: string;
+  /** RFC 3190 `channel-order` (an `a=fmtp` line), for more than 2 channels. */
+  channelOrder?: string | undefined;
 }
 
 /**
@@ -36,6 +38,7 @@ export function buildSdp(p: SdpParams): string {
     't=0 0',
     `m=audio ${p.port} RTP/AVP ${payload.payloadType}`,
     `a=rtpmap:${payload.payloadType} ${payload.encodingName}/${payload.format.rate}/${ch}`,
+    ...(p.channelOrder ? [`a=fmtp:${payload.payloadType} channel-order=${p.channelOrder}`] : []),
     `a=ptime:${Math.max(1, Math.round(p.ptimeMs))}`,
     'a=recvonly',
   ];
