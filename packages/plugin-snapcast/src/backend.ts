@@ -1,5 +1,6 @@
 import { resolve as resolvePath } from 'node:path';
 import {
+  OutputState,
   RateLimitedLog,
   RealtimePacer,
   SpeakerdError,
@@ -14,7 +15,6 @@ import {
   sameFormat,
   silence,
   type Backend,
-  type BackendState,
   type Clock,
   type CommandHandler,
   type HostEvents,
@@ -83,7 +83,7 @@ export class SnapcastBackend implements Backend {
   #upAt = 0;
   #everUp = false;
   #lastDown: string | undefined;
-  #state: BackendState = 'ok';
+  readonly #output: OutputState;
   #graceTimer: TimerHandle | undefined;
   #confirmTimer: TimerHandle | undefined;
   #stallTimer: TimerHandle | undefined;
@@ -100,6 +100,7 @@ export class SnapcastBackend implements Backend {
     @inject(TOKENS.Events) private readonly events: HostEvents,
     @inject(TOKENS.Context) private readonly context: PluginContext,
   ) {
+    this.#output = new OutputState(events);
     this.#downLog = new RateLimitedLog(() => this.clock.now(), 5, 30_000);
     this.#lateLog = new RateLimitedLog(() => this.clock.now(), 5, 30_000);
     this.commands = { status: () => this.#status() };
@@ -387,7 +388,7 @@ export class SnapcastBackend implements Backend {
     this.#clearGrace();
     this.log.info(`streaming to ${where}`);
     this.#logDropped();
-    if (this.#state !== 'ok') this.#confirm(where);
+    if (this.#output.state !== 'ok') this.#confirm(where);
     if (this.opts.control.enabled) void this.#recheck();
   }
 
@@ -409,9 +410,8 @@ export class SnapcastBackend implements Backend {
     const link = this.#link;
     const ok = (): void => {
       this.#confirmTimer = undefined;
-      if (this.#closed || this.#state === 'ok' || !link?.up || link.backedUp) return;
-      this.#state = 'ok';
-      this.events.backendState('ok', `streaming to ${where} again`);
+      if (this.#closed || !link?.up || link.backedUp) return;
+      this.#output.ok(`streaming to ${where} again`);
     };
     if (!link || link.confirmMs === 0) return ok();
     this.#confirmTimer = this.clock.setTimeout(ok, link.confirmMs);
@@ -423,9 +423,7 @@ export class SnapcastBackend implements Backend {
   }
 
   #reportLost(why: string): void {
-    if (this.#closed || this.#state === 'lost') return;
-    this.#state = 'lost';
-    this.events.backendState('lost', `${this.#link?.where ?? 'snapserver'}: ${why}`);
+    if (!this.#closed) this.#output.lost(`${this.#link?.where ?? 'snapserver'}: ${why}`);
   }
 
   /** Playback waits for a link that has never been up: report it lost if it is still down after the grace. */
