@@ -69,6 +69,7 @@ function decoder(socket, header, pcm) {
   return new Promise((resolve, reject) => {
     const c = connect(socket);
     c.on('error', reject);
+    c.on('data', resolve); // the answer comes once the header is taken; the PCM keeps streaming
     c.on('close', resolve);
     c.on('connect', () => {
       c.write(JSON.stringify(header) + '\n');
@@ -85,6 +86,7 @@ function click(buf) {
 
 async function once(name, make) {
   const dir = mkdtempSync(join(tmpdir(), 'speakerd-latency-'));
+  const children = [];
   try {
     const port = 20000 + 2 * Math.floor(Math.random() * 20000);
     const socket = join(dir, 'decoders.sock');
@@ -99,6 +101,7 @@ async function once(name, make) {
       cwd: dir,
       stdio: ['pipe', 'pipe', 'ignore'],
     });
+    children.push(sd);
     let events = '';
     sd.stdout.setEncoding('utf8').on('data', (d) => (events += d));
     for (let i = 0; i < 300 && !events.includes('"ready"'); i++) await sleep(20);
@@ -114,6 +117,7 @@ async function once(name, make) {
     );
     const [cmd, args] = make(port, join(dir, 'stream.sdp'));
     const rx = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'ignore'] });
+    children.push(rx);
     let outAt;
     let carry = Buffer.alloc(0);
     rx.stdout.on('data', (d) => {
@@ -135,6 +139,7 @@ async function once(name, make) {
     sd.kill('SIGKILL');
     return tapAt !== undefined && outAt !== undefined ? outAt - tapAt : NaN;
   } finally {
+    for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
   }
 }
