@@ -18,6 +18,8 @@ export class OutputLedger {
   /** Frames handed to the backend since the stream began (silence included). */
   total = 0;
   #audible = 0;
+  /** The part of the backend's last delay beyond everything handed out: latency ahead of the stream's edge. */
+  #ahead = 0;
 
   constructor(
     private keepBytes: boolean,
@@ -39,6 +41,15 @@ export class OutputLedger {
   /** Frames of the stream that are audible by now. */
   get audibleTotal(): number {
     return this.#audible;
+  }
+
+  /**
+   * Where the listener is in the stream: {@link audibleTotal}, less the latency a backend reports beyond all it
+   * was handed (snapserver's buffer, say: its delay() is what it holds plus that buffer). Negative while the first
+   * frame of the run has not reached the listener.
+   */
+  get listenerEdge(): number {
+    return this.#audible - this.#ahead;
   }
 
   /** Count everything handed out as heard (the backend lost what it held and it cannot be played again). */
@@ -67,6 +78,7 @@ export class OutputLedger {
 
   /** The backend says `delay` frames are still queued: credit what has become audible to each track. */
   advance(delay: number): void {
+    this.#ahead = Math.max(0, delay - this.total);
     const boundary = Math.max(this.#audible, this.total - Math.max(0, Math.min(delay, this.total)));
     let gain = boundary - this.#audible;
     this.#audible = boundary;

@@ -62,8 +62,9 @@ export class Reporter {
           cur.announced = true;
           this.emit({ type: 'paused', id: cur.id, position: ctx.startPaused(cur) });
         } else if (cur.started) {
-          // its sound starts (or, paused behind tracks playing out, the pause reaches it) once all before it is heard
-          const ahead = cur.startFrame - ledger.audibleTotal;
+          // its sound starts (or, paused behind tracks playing out, the pause reaches it) once all before it is
+          // heard, and any latency the backend reports beyond what it holds has passed too
+          const ahead = cur.startFrame - ledger.listenerEdge;
           if (ahead > 0) nextAt = Math.min(nextAt, ctx.now + (ahead * 1000) / rate);
           else if (!ctx.paused) this.#announce(cur);
         }

@@ -82,6 +82,28 @@ describe('playing when the sound starts', () => {
     expect(s.events).toHaveLength(1); // once
   });
 
+  it('the first track of a run waits for latency the backend reports beyond what it holds (a buffer downstream)', () => {
+    const s = setup();
+    const a = s.play(fedTrack('a', pcm(2000 * K, 1), false));
+    s.hand(a, 250 * K);
+    expect(a.startFrame).toBe(0);
+    // delay(): the 250 ms handed out, plus 1000 ms of a downstream buffer (snapserver's): nothing is heard yet
+    s.queued(s.ledger.total + 1000 * K);
+    expect(s.settle({ now: 0 })).toBe(1000);
+    expect(s.events).toEqual([]);
+    s.hand(a, 500 * K);
+    s.queued(1000 * K + 250 * K); // 500 ms later: 500 ms were taken, the buffer is the same
+    expect(s.settle({ now: 500 })).toBe(1000);
+    expect(s.events).toEqual([]);
+    s.hand(a, 500 * K);
+    s.queued(1250 * K + 1); // one frame of the buffer still ahead of the listener: not yet
+    expect(s.settle({ now: 1000 })).toBe(1000 + 1000 / F.rate);
+    expect(s.events).toEqual([]);
+    s.queued(1250 * K); // 1000 ms after the first hand-over: the first frame reaches the listener
+    s.settle({ now: 1000 });
+    expect(s.events).toEqual([{ type: 'playing', id: 'a', position: 0 }]);
+  });
+
   it('not for a track that has not started (no frame handed out), nor while paused', () => {
     const s = setup();
     const a = s.play(fedTrack('a', pcm(100 * K, 1), false));
