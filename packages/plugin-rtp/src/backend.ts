@@ -4,6 +4,7 @@ import { isIP, isIPv6 } from 'node:net';
 import { resolve as resolvePath } from 'node:path';
 import {
   ErrorCodes,
+  OutputState,
   RateLimitedLog,
   RealClock,
   SpeakerdError,
@@ -14,7 +15,6 @@ import {
   injectable,
   reportRealtime,
   type Backend,
-  type BackendState,
   type Clock,
   type CommandHandler,
   type CommandMessage,
@@ -221,7 +221,8 @@ export class RtpBackend implements Backend {
   #destination: Destination | undefined;
   #delivery: Delivery = 'unicast';
   #retryTimer: TimerHandle | undefined;
-  #state: BackendState = 'ok';
+  /** lost/ok as reported to the host (once per change). */
+  readonly #output: OutputState;
   #lastErrorMs = -Infinity;
   readonly #errorLog: RateLimitedLog;
   /** RTCP and SAP send failures: one line a minute, with the count since the last one. */
@@ -243,6 +244,7 @@ export class RtpBackend implements Backend {
     this.#sessionId = Math.floor(clock.wallNow() / 1000) + NTP_OFFSET_S;
     this.#errorLog = new RateLimitedLog(() => this.clock.now(), 5, 10_000);
     this.#controlLog = new RateLimitedLog(() => this.clock.now(), 1, CONTROL_LOG_MS);
+    this.#output = new OutputState(events);
     if (opts.cname) this.#cname = cnameBuffer(opts.cname);
     if (!opts.native) this.#nativeWhy = 'rtp.native is false';
     else if (transportFactory !== udpTransport) this.#nativeWhy = 'a test transport is in use';
@@ -682,11 +684,8 @@ export class RtpBackend implements Backend {
     this.#packets++;
     this.#octets += bytes;
     this.#lastSentMs = now;
-    if (this.#state === 'lost' && now - this.#lastErrorMs > RECOVER_MS) {
-      this.#state = 'ok';
+    if (this.#output.state === 'lost' && now - this.#lastErrorMs > RECOVER_MS && this.#output.ok('sending works again'))
       this.log.info('sending works again');
-      this.events.backendState('ok', 'sending works again');
-    }
   }
 
   // =================================================================== native sender
@@ -769,11 +768,12 @@ export class RtpBackend implements Backend {
     const sent = st[STAT.sentPackets]!;
     if (sent > this.#sentSeen) {
       this.#sentSeen = sent;
-      if (this.#state === 'lost' && now - this.#lastErrorMs > RECOVER_MS) {
-        this.#state = 'ok';
+      if (
+        this.#output.state === 'lost' &&
+        now - this.#lastErrorMs > RECOVER_MS &&
+        this.#output.ok('sending works again')
+      )
         this.log.info('sending works again');
-        this.events.backendState('ok', 'sending works again');
-      }
     }
     let first = -1;
     if (this.#startPending) {
@@ -924,10 +924,7 @@ export class RtpBackend implements Backend {
         },
         `sending to ${where} failed (${errorText(err)}); the datagram is dropped`,
       );
-    if (this.#state !== 'lost' && !this.#closed) {
-      this.#state = 'lost';
-      this.events.backendState('lost', `sending to ${where} failed: ${errorText(err)}`);
-    }
+    if (!this.#closed) this.#output.lost(`sending to ${where} failed: ${errorText(err)}`);
   }
 
   async #connectDestination(): Promise<void> {
@@ -935,10 +932,8 @@ export class RtpBackend implements Backend {
     try {
       const d = await this.#transport.add(dest, this.#delivery);
       await this.#nativeAdd(d, this.#delivery);
-      if (this.#state === 'lost' && this.#retryTimer !== undefined) {
-        this.#state = 'ok';
-        this.events.backendState('ok', `sending to ${dest.address}:${dest.port}`);
-      }
+      if (this.#output.state === 'lost' && this.#retryTimer !== undefined)
+        this.#output.ok(`sending to ${dest.address}:${dest.port}`);
       this.#retryTimer = undefined;
     } catch (err) {
       this.#sendFailed(err as Error, dest);
