@@ -385,3 +385,60 @@ describe.runIf(have)('snapcast backend: the stream checked, a snapserver that di
     expect(await s.close()).toBe(0);
   }, 60_000);
 });
+
+/**
+ * A music server that sends `play` for each track when the one before it is `finished` (DisOrder, a jukebox of
+ * short tracks): three tracks of 0.6, 0.4 and 0.8 s, each one's decoder connecting when the music server decides to
+ * play it. The rooms must hear them back to back: no silence between them.
+ */
+async function chained(earlyFinishMs: number) {
+  const snap = await snapserver(({ sourcePort }) => `tcp://127.0.0.1:${sourcePort}?name=speakerd&mode=server`);
+  const { dir, sourcePort, controlPort, streamPort } = snap;
+  const out = join(dir, 'out.raw');
+  const client = spawnLogged(
+    'snapclient',
+    ['-h', '127.0.0.1', '-p', String(streamPort), '--hostID', 'speakerd-chain', '--player', `file:filename=${out}`],
+    dir,
+    'snapclient.log',
+  );
+  mkdirSync(join(dir, 'sd'));
+  const s = await Speakerd.start(
+    {
+      backend: 'snapcast',
+      earlyFinishMs,
+      snapcast: {
+        source: 'tcp',
+        mode: 'connect',
+        port: sourcePort,
+        stream: 'speakerd',
+        control: { port: controlPort },
+      },
+      format: FORMAT,
+    },
+    { dir: join(dir, 'sd') },
+  );
+  speakerds.push(s);
+  await s.untilLogged('streaming to');
+  await until('snapclient to be playing', () => client.log().includes('ServerSettings'));
+  const tracks = [0.6, 0.4, 0.8].map((sec, i) => testSignal(FORMAT, Math.round(sec * FORMAT.rate), 21 + i));
+  const dec = { speed: 1.5, chunkFrames: [1000, 441, 2205], bytesPerFrame: BPF };
+  for (const [i, pcm] of tracks.entries()) {
+    const d = realtimeDecoder(s.socket, { id: `t${i}`, ...FORMAT }, pcm, dec);
+    s.send({ type: 'play', id: `t${i}` });
+    await s.waitFor((e) => e.type === 'finished' && e.id === `t${i}`, 20_000);
+    expect((await d).reply).toEqual({ ok: true });
+  }
+  await sleep(2500); // the last track through snapserver's buffer
+  await stop(client);
+  return { report: insertedSilence(readFileSync(out), Buffer.concat(tracks), BPF), s };
+}
+
+describe.runIf(have)('snapcast backend: play sent on each finished', () => {
+  it("with the default earlyFinishMs (1000, as deep as snapserver's buffer): three short tracks back to back, no silence between", async () => {
+    const { report, s } = await chained(1000);
+    const ctx = `${describeSilence(report, FORMAT.rate)}; speakerd: ${s.stderr.slice(-2000)}`;
+    expect(report.losses, ctx).toEqual([]);
+    expect(report.mismatchAtFrame, ctx).toBeUndefined();
+    expect(report.insertions, ctx).toEqual([]);
+  }, 60_000);
+});
