@@ -26,7 +26,7 @@ import {
   writeFileAtomic,
 } from '@speakerd/plugin-sdk';
 import type { RtpOptions } from './options.js';
-import { RTP_HEADER, framesPerPacket, payloadFor, writeRtpHeader, type Payload } from './payload.js';
+import { IP_UDP_OVERHEAD, RTP_HEADER, framesPerPacket, payloadFor, writeRtpHeader, type Payload } from './payload.js';
 import { MAX_CNAME, rtcpIntervalMs, writeBye, writeEmptyRr, writeSdes, writeSr } from './rtcp.js';
 import { buildSap } from './sap.js';
 import { buildSdp } from './sdp.js';
@@ -491,7 +491,13 @@ export class RtpBackend implements Backend {
     this.#format = format;
     this.#wire = wireOrder(format.channels, this.opts.channelOrder);
     this.#bpf = bytesPerFrame(format);
-    this.#framesPerPacket = framesPerPacket(format, this.opts.mtu);
+    this.#framesPerPacket = framesPerPacket(format, this.opts.mtu, this.opts);
+    const ip = IP_UDP_OVERHEAD + RTP_HEADER + this.#framesPerPacket * this.#bpf;
+    if (ip > this.opts.mtu)
+      this.log.info(
+        `${formatToString(format)}: ${ip}-byte packets (rtp.minPtimeMs ${this.opts.minPtimeMs}) exceed rtp.mtu ` +
+          `${this.opts.mtu}; IP sends them in fragments`,
+      );
     this.#tsPerFrame = this.opts.timestampsInSamples ? format.channels : 1;
     const n = this.#framesPerPacket;
     const lead = Math.floor((this.opts.leadMs * format.rate) / 1000);

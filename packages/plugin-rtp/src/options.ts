@@ -1,4 +1,4 @@
-import { bool, intRange, nonEmptyString, oneOf, realtimeMode, z } from '@speakerd/plugin-sdk';
+import { bool, intRange, nonEmptyString, numberRange, oneOf, realtimeMode, z } from '@speakerd/plugin-sdk';
 
 const payloadType = z.union([intRange(96, 127), z.null()], {
   error: (i) => `expected null or an integer 96..127, got ${JSON.stringify(i.input)}`,
@@ -40,6 +40,23 @@ const fields = {
     .describe('Address of the interface to send multicast from.'),
   /** Largest IP packet to send. */
   mtu: intRange(128, 65_535).default(1500).describe('Largest IP packet to send, in bytes.'),
+  /**
+   * Packet duration bounds. A packet holds as many frames as fit `mtu`, then at most `maxPtimeMs` (RFC 3551 4.2:
+   * 20 ms is the default packet time of audio) and at least `minPtimeMs` of audio (1 ms: at most 1,000 packets a
+   * second; the minimum wins over the MTU, and such a packet leaves in IP fragments). README, "Packet size".
+   */
+  minPtimeMs: numberRange(0, 1000)
+    .default(1)
+    .describe(
+      'Shortest packet, in ms of audio (0..1000). It wins over mtu: a packet the MTU cannot hold is sent in IP ' +
+        'fragments (PipeWire clamps the same way). Default 1: at most 1,000 packets a second.',
+    ),
+  maxPtimeMs: numberRange(0, 1000)
+    .default(20)
+    .describe(
+      'Longest packet, in ms of audio (0..1000), at least minPtimeMs. Default 20: the default packet time of ' +
+        'RFC 3551 section 4.2 (receivers should accept 0 to 200 ms).',
+    ),
   /** Dynamic payload type for formats without a static one (null: 96). */
   payloadType: payloadType
     .default(null)

@@ -39,17 +39,44 @@ export function payloadFor(requested: SampleFormat, dynamicPt: number | null): P
   return { format, encodingName: l24 ? 'L24' : 'L16', payloadType, isStatic };
 }
 
-/** Whole frames per packet so that the IP packet stays within `mtu` bytes (on IPv4 and IPv6 alike). */
-export function framesPerPacket(format: SampleFormat, mtu: number): number {
+/** The largest UDP payload on IPv4 (65,535 − 20 − 8): no datagram is ever larger. */
+export const MAX_UDP_PAYLOAD = 65_507;
+
+/** Packet duration bounds in ms (`rtp.minPtimeMs`, `rtp.maxPtimeMs`). */
+export interface PtimeBounds {
+  readonly minPtimeMs: number;
+  readonly maxPtimeMs: number;
+}
+
+/** No bounds: the MTU alone sizes the packet. */
+const UNBOUNDED: PtimeBounds = { minPtimeMs: 0, maxPtimeMs: Infinity };
+
+/**
+ * Whole frames per packet: as many as fit an IP packet of `mtu` bytes (on IPv4 and IPv6 alike), then at most
+ * `maxPtimeMs` and at least `minPtimeMs` of audio (the minimum wins over the MTU: such a packet leaves in IP
+ * fragments, as PipeWire's module-rtp also clamps), never more than one UDP datagram holds, never less than one
+ * frame.
+ */
+export function framesPerPacket(format: SampleFormat, mtu: number, bounds: PtimeBounds = UNBOUNDED): number {
+  const bpf = bytesPerFrame(format);
   const room = mtu - IP_UDP_OVERHEAD - RTP_HEADER;
-  const frames = Math.floor(room / bytesPerFrame(format));
-  if (frames < 1)
+  const fit = Math.floor(room / bpf);
+  if (fit < 1)
     throw new SpeakerdError(
       ErrorCodes.CONFIG,
       `rtp.mtu ${mtu} leaves no room for one frame of ${format.channels} channels`,
       { plugin: 'rtp' },
     );
-  return frames;
+  if (bounds.minPtimeMs > bounds.maxPtimeMs)
+    throw new SpeakerdError(
+      ErrorCodes.CONFIG,
+      `rtp.minPtimeMs ${bounds.minPtimeMs} is more than rtp.maxPtimeMs ${bounds.maxPtimeMs}`,
+      { plugin: 'rtp' },
+    );
+  const most = Math.max(1, Math.floor((bounds.maxPtimeMs * format.rate) / 1000));
+  const least = Math.ceil((bounds.minPtimeMs * format.rate) / 1000);
+  const datagram = Math.floor((MAX_UDP_PAYLOAD - RTP_HEADER) / bpf);
+  return Math.max(1, Math.min(datagram, Math.max(least, Math.min(fit, most))));
 }
 
 /**

@@ -41,7 +41,7 @@ describe('timeline on a virtual clock', () => {
       prev = { seq: p.seq, ts: p.ts, frames: n, at: now };
       packets++;
     });
-    const h = await makeBackend({ mtu: 65535, leadMs: 20 }, MONO, () => transport, clock);
+    const h = await makeBackend({ mtu: 65535, leadMs: 20, maxPtimeMs: 1000 }, MONO, () => transport, clock);
     expect(h.backend.packetInfo!.frames).toBe(32737);
     await h.backend.activate(h.format);
     const silence = new Uint8Array(65536 * 2);
