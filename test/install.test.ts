@@ -159,9 +159,10 @@ describe('a plugin installed from a packed tarball, named by its short name', ()
       .trim()
       .split('\n')
       .filter((l) => !l.startsWith('recorder\t'));
-    expect(lines.map((l) => l.split('\t')[0])).toEqual(['alsa', 'command (backend)', 'rtp', 'spool']);
-    expect(lines[3]!.split('\t').slice(1, 3)).toEqual(['1.2.3', 'installed']);
-    expect(lines[3]).toContain('not in use (name it in speakerrc: "backend": "spool"');
+    expect(lines.map((l) => l.split('\t')[0])).toEqual(['alsa', 'command (backend)', 'rtp', 'snapcast', 'spool']);
+    const spool = lines.find((l) => l.startsWith('spool\t'))!;
+    expect(spool.split('\t').slice(1, 3)).toEqual(['1.2.3', 'installed']);
+    expect(spool).toContain('not in use (name it in speakerrc: "backend": "spool"');
     const check = await runSpeakerd(['check-config', '--allow-root'], { cwd: dir });
     expect(check.code).toBe(0);
     expect(JSON.parse(check.stdout).notLoaded).toEqual(['spool']);
