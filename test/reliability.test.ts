@@ -40,7 +40,12 @@ describe('reliability harness (short versions)', () => {
   it('fuzz: 20,000 control lines and 2,000 decoder headers, no crash, no hang, every answer as specified', async () => {
     const run = await node('test/reliability/fuzz.mjs', ['--lines', '20000', '--headers', '2000', '--json'], 120_000);
     const s = lastJson(run);
-    const why = JSON.stringify({ crashes: s.crashList, hangs: s.hangList, problems: s.problems }, null, 1);
+    // the seed replays the run: node test/reliability/fuzz.mjs --lines 20000 --headers 2000 --seed N
+    const why = JSON.stringify(
+      { seed: s.seed, crashes: s.crashList, hangs: s.hangList, problems: s.problems },
+      null,
+      1,
+    );
     expect(s.lines, why).toBe(20000);
     expect(s.headers, why).toBe(2000);
     expect(s.headerAnswers, why).toBeGreaterThan(1500);
