@@ -24,6 +24,10 @@
 #include <string>
 #include <vector>
 
+#include "args.h"
+
+using speakerd_rtp::Args;
+
 namespace {
 
 constexpr int64_t ERROR_REPORT_NS = 250'000'000;
@@ -111,20 +115,18 @@ class Sender : public Napi::ObjectWrap<Sender> {
 
   explicit Sender(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Sender>(info) {
     Napi::Env env = info.Env();
+    // Sender(onError, realtime): realtime true makes the thread ask for SCHED_FIFO and 1 ns timer slack. The
+    // arguments are checked first: a bad one throws before anything is made (no lock, no thread to undo)
+    Args args(info, "Sender(onError, realtime)", 2, 2);
+    Napi::Function onError = args.Function(0);
+    rtRequested_ = args.Boolean(1);
     pthread_condattr_t attr;
     pthread_condattr_init(&attr);
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
     pthread_cond_init(&cv_, &attr);
     pthread_condattr_destroy(&attr);
     pthread_mutex_init(&mu_, nullptr);
-    if (info.Length() < 1 || !info[0].IsFunction()) {
-      closed_ = true;
-      Napi::TypeError::New(env, "Sender(onError)").ThrowAsJavaScriptException();
-      return;
-    }
-    // Sender(onError, realtime): realtime true makes the thread ask for SCHED_FIFO and 1 ns timer slack
-    rtRequested_ = info.Length() > 1 && info[1].ToBoolean().Value();
-    tsfn_ = Napi::ThreadSafeFunction::New(env, info[0].As<Napi::Function>(), "speakerd-rtp-errors", 0, 1);
+    tsfn_ = Napi::ThreadSafeFunction::New(env, onError, "speakerd-rtp-errors", 0, 1);
     tsfn_.Unref(env);
     int rc = pthread_create(&thread_, nullptr, &Sender::ThreadMain, this);
     if (rc != 0) {
@@ -152,12 +154,9 @@ class Sender : public Napi::ObjectWrap<Sender> {
   // configure(slots, slotBytes): (re)allocate the ring; drops what is queued.
   Napi::Value Configure(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    uint32_t slots = info[0].As<Napi::Number>().Uint32Value();
-    uint32_t bytes = info[1].As<Napi::Number>().Uint32Value();
-    if (slots < 1 || slots > 65536 || bytes < RTP_HEADER || bytes > 65535) {
-      Napi::RangeError::New(env, "configure: bad ring size").ThrowAsJavaScriptException();
-      return env.Undefined();
-    }
+    Args args(info, "configure(slots, slotBytes)", 2, 2);
+    uint32_t slots = uint32_t(args.Integer(0, 1, 65536));
+    uint32_t bytes = uint32_t(args.Integer(1, RTP_HEADER, 65535));
     std::vector<uint8_t> data(size_t(slots) * bytes);
     std::vector<Slot> ring(slots);
     pthread_mutex_lock(&mu_);
@@ -173,13 +172,22 @@ class Sender : public Napi::ObjectWrap<Sender> {
   // addRecipient(address, port, delivery 0 unicast|1 multicast|2 broadcast, ttl, loop, iface, label) -> id
   Napi::Value AddRecipient(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    std::string address = info[0].As<Napi::String>().Utf8Value();
-    uint32_t port = info[1].As<Napi::Number>().Uint32Value();
-    int delivery = info[2].As<Napi::Number>().Int32Value();
-    int ttl = info[3].As<Napi::Number>().Int32Value();
-    int loop = info[4].ToBoolean().Value() ? 1 : 0;
-    std::string iface = info[5].IsString() ? info[5].As<Napi::String>().Utf8Value() : "";
-    std::string label = info[6].IsString() ? info[6].As<Napi::String>().Utf8Value() : address;
+    Args args(info, "addRecipient(address, port, delivery, ttl, loop, iface, label)", 5, 7);
+    std::string address = args.String(0);
+    uint32_t port = uint32_t(args.Integer(1, 1, 65535));
+    int delivery = int(args.Integer(2, 0, 2));
+    int ttl = int(args.Integer(3, 0, 255));
+    int loop = args.Boolean(4) ? 1 : 0;
+    std::string iface = info.Length() > 5 ? args.OptionalString(5) : "";
+    std::string label = info.Length() > 6 ? args.OptionalString(6) : "";
+    if (label.empty()) label = address;
+    {
+      // a closed sender takes no socket at all (Shutdown() has closed the recipients: one opened now would leak)
+      pthread_mutex_lock(&mu_);
+      bool closed = closed_;
+      pthread_mutex_unlock(&mu_);
+      if (closed) return ThrowClosed(env);
+    }
 
     addrinfo hints;
     memset(&hints, 0, sizeof hints);
@@ -259,10 +267,7 @@ class Sender : public Napi::ObjectWrap<Sender> {
       // Shutdown() has closed the recipients already: this socket would never be closed
       pthread_mutex_unlock(&mu_);
       close(fd);
-      Napi::Error e = Napi::Error::New(env, "the sender is closed");
-      e.Set("code", Napi::String::New(env, "ECLOSED"));
-      e.ThrowAsJavaScriptException();
-      return env.Undefined();
+      return ThrowClosed(env);
     }
     int id = nextId_++;
     recipients_.push_back(Recipient{id, fd, label});
@@ -271,7 +276,8 @@ class Sender : public Napi::ObjectWrap<Sender> {
   }
 
   Napi::Value RemoveRecipient(const Napi::CallbackInfo& info) {
-    int id = info[0].As<Napi::Number>().Int32Value();
+    Args args(info, "removeRecipient(id)", 1, 1);
+    int id = int(args.Integer(0, 0, INT32_MAX));
     bool found = false;
     pthread_mutex_lock(&mu_);
     for (size_t i = 0; i < recipients_.size(); i++) {
@@ -292,11 +298,12 @@ class Sender : public Napi::ObjectWrap<Sender> {
   //   the thread's slots: one copy per packet, from the JS ring. -> packets accepted (all unless the ring is full)
   Napi::Value Enqueue(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    auto ring = info[0].As<Napi::Uint8Array>();
-    auto headers = info[1].As<Napi::Uint8Array>();
-    auto meta = info[2].As<Napi::Float64Array>();
-    uint32_t first = info[3].As<Napi::Number>().Uint32Value();
-    uint32_t n = info[4].As<Napi::Number>().Uint32Value();
+    Args args(info, "enqueue(ring, headers, meta, first, count)", 5, 5);
+    auto ring = args.Typed<Napi::Uint8Array>(0, napi_uint8_array, "a Uint8Array");
+    auto headers = args.Typed<Napi::Uint8Array>(1, napi_uint8_array, "a Uint8Array");
+    auto meta = args.Typed<Napi::Float64Array>(2, napi_float64_array, "a Float64Array");
+    uint32_t first = uint32_t(args.Integer(3, 0, UINT32_MAX));
+    uint32_t n = uint32_t(args.Integer(4, 0, UINT32_MAX));
     constexpr size_t M = 6;
     size_t metaLen = meta.ElementLength() / M;
     size_t hdrLen = headers.ByteLength() / RTP_HEADER;
@@ -358,6 +365,8 @@ class Sender : public Napi::ObjectWrap<Sender> {
   // flush(out: Float64Array) -> packets dropped; out = [packets, frames, hostFrames, firstHadMarker]
   Napi::Value Flush(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
+    Args args(info, "flush(out)", 1, 1);
+    auto out = args.Typed<Napi::Float64Array>(0, napi_float64_array, "a Float64Array", 4);
     double packets, frames, host, marker = 0;
     pthread_mutex_lock(&mu_);
     packets = double(count_);
@@ -368,23 +377,18 @@ class Sender : public Napi::ObjectWrap<Sender> {
     queuedFrames_ = queuedHost_ = 0;
     pthread_cond_signal(&cv_);
     pthread_mutex_unlock(&mu_);
-    if (info.Length() > 0 && info[0].IsTypedArray()) {
-      auto out = info[0].As<Napi::Float64Array>();
-      if (out.ElementLength() >= 4) {
-        out[0] = packets;
-        out[1] = frames;
-        out[2] = host;
-        out[3] = marker;
-      }
-    }
+    out[0] = packets;
+    out[1] = frames;
+    out[2] = host;
+    out[3] = marker;
     return Napi::Number::New(env, packets);
   }
 
   // stats(out: Float64Array): [queuedPackets, queuedFrames, queuedHostFrames, sentPackets, sentOctets,
   //   lastSentMs (monotonic), freeSlots, sendErrors, nowMs (monotonic)]
   Napi::Value Stats(const Napi::CallbackInfo& info) {
-    auto out = info[0].As<Napi::Float64Array>();
-    if (out.ElementLength() < 9) return info.Env().Undefined();
+    Args args(info, "stats(out)", 1, 1);
+    auto out = args.Typed<Napi::Float64Array>(0, napi_float64_array, "a Float64Array", 9);
     pthread_mutex_lock(&mu_);
     out[0] = double(count_);
     out[1] = double(queuedFrames_);
@@ -403,6 +407,7 @@ class Sender : public Napi::ObjectWrap<Sender> {
   // (set by the thread before the constructor returned; read under the lock all the same)
   Napi::Value Realtime(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
+    Args(info, "realtime()", 0, 0);
     pthread_mutex_lock(&mu_);
     bool requested = rtRequested_;
     int err = rtErr_, slackErr = slackErr_;
@@ -418,8 +423,15 @@ class Sender : public Napi::ObjectWrap<Sender> {
   }
 
   Napi::Value Close(const Napi::CallbackInfo& info) {
+    Args(info, "close()", 0, 0);
     Shutdown();
     return info.Env().Undefined();
+  }
+
+  static Napi::Value ThrowClosed(Napi::Env env) {
+    Napi::Error e = Napi::Error::New(env, "the sender is closed");
+    e.Set("code", Napi::String::New(env, "ECLOSED"));
+    throw e;
   }
 
   // ---------------------------------------------------------------------------------------------- thread

@@ -8,6 +8,16 @@ import { loadAddon, type RealtimeOutcome } from '@speakerd/plugin-sdk';
  */
 export type NativeErrorHandler = (code: string, errno: number, count: number, to: string, message: string) => void;
 
+/**
+ * The `code` of the errors the addon's entry points throw on a bad argument (native/args.h): a TypeError for a
+ * missing argument or one of the wrong type, a RangeError for one out of range. A closed sender's addRecipient
+ * throws an Error with code ECLOSED.
+ */
+export const NATIVE_ERRORS = {
+  argument: 'SPEAKERD_ERR_RTP_ARGUMENT',
+  range: 'SPEAKERD_ERR_RTP_RANGE',
+} as const;
+
 /** Layout of the Float64Array `stats()` fills. */
 export const STAT = {
   queuedPackets: 0,

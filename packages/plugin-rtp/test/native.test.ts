@@ -4,7 +4,7 @@ import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RealClock, bytesPerFrame, type SampleFormat } from '@speakerd/plugin-sdk';
-import { loadNative } from '../src/native.js';
+import { FLUSHED, NATIVE_ERRORS, loadNative } from '../src/native.js';
 import { haveCapability } from '../../../test/helpers/tools.js';
 import { CD, Receiver, makeBackend, pattern, sleep, type Harness } from './helpers.js';
 
@@ -490,5 +490,73 @@ describe('native sender entry points', () => {
     }
     expect(code).toBe('ECLOSED');
     expect(fds()).toBe(before);
+  });
+
+  it('every entry point checks its arguments: a coded TypeError or RangeError, never a crash or a silent 0', () => {
+    const { binding } = loadNative();
+    if (!haveNative() || !binding) return;
+    type Loose = Record<string, (...a: unknown[]) => unknown>;
+    const thrown = (f: () => unknown): { name: string; code: unknown; message: string } => {
+      try {
+        f();
+      } catch (err) {
+        const e = err as Error & { code?: unknown };
+        return { name: e.name, code: e.code, message: e.message };
+      }
+      return { name: 'none', code: undefined, message: '' };
+    };
+    const type = (message: RegExp) => ({
+      name: 'TypeError',
+      code: NATIVE_ERRORS.argument,
+      message: expect.stringMatching(message),
+    });
+    const range = (message: RegExp) => ({
+      name: 'RangeError',
+      code: NATIVE_ERRORS.range,
+      message: expect.stringMatching(message),
+    });
+    const Ctor = binding.Sender as unknown as new (...a: unknown[]) => unknown;
+    expect(thrown(() => new Ctor())).toEqual(type(/^Sender\(onError, realtime\): expected 2 arguments, got 0$/));
+    expect(thrown(() => new Ctor('x', false))).toEqual(type(/argument 1 must be a function, got a string/));
+    expect(thrown(() => new Ctor(() => {}, 1))).toEqual(type(/argument 2 must be a boolean, got a number/));
+    const sender = new binding.Sender(() => {}, false);
+    cleanups.push(() => sender.close());
+    const s = sender as unknown as Loose;
+    const call = (name: string, ...a: unknown[]) => thrown(() => s[name]!.call(sender, ...a));
+    expect(call('configure', 4)).toEqual(type(/^configure\(slots, slotBytes\): expected 2 arguments, got 1$/));
+    expect(call('configure', '4', 100)).toEqual(type(/argument 1 must be an integer, got a string/));
+    expect(call('configure', 0, 100)).toEqual(range(/argument 1 must be an integer in 1\.\.65536, got 0/));
+    expect(call('configure', 4, 1.5)).toEqual(range(/argument 2 must be an integer in 12\.\.65535/));
+    expect(call('addRecipient', '127.0.0.1', 9, 0, 1)).toEqual(type(/expected 5\.\.7 arguments, got 4/));
+    expect(call('addRecipient', 127, 9, 0, 1, false)).toEqual(type(/argument 1 must be a string, got a number/));
+    expect(call('addRecipient', '127.0.0.1', 70000, 0, 1, false)).toEqual(
+      range(/argument 2 must be an integer in 1\.\.65535/),
+    );
+    expect(call('addRecipient', '127.0.0.1', 9, 3, 1, false)).toEqual(range(/argument 3 must be an integer in 0\.\.2/));
+    expect(call('addRecipient', '127.0.0.1', 9, 0, 256, false)).toEqual(
+      range(/argument 4 must be an integer in 0\.\.255/),
+    );
+    expect(call('addRecipient', '127.0.0.1', 9, 0, 1, 1)).toEqual(type(/argument 5 must be a boolean/));
+    expect(call('addRecipient', '127.0.0.1', 9, 0, 1, false, 7)).toEqual(type(/argument 6 must be a string/));
+    expect(call('removeRecipient')).toEqual(type(/^removeRecipient\(id\): expected 1 argument, got 0$/));
+    expect(call('removeRecipient', -1)).toEqual(range(/argument 1 must be an integer in 0\.\./));
+    const u8 = new Uint8Array(64);
+    const meta = new Float64Array(12);
+    expect(call('enqueue', u8, u8, meta, 0)).toEqual(type(/expected 5 arguments, got 4/));
+    expect(call('enqueue', u8, u8, new Uint8Array(8), 0, 1)).toEqual(
+      type(/argument 3 must be a Float64Array, got another typed array/),
+    );
+    expect(call('enqueue', [], u8, meta, 0, 1)).toEqual(type(/argument 1 must be a Uint8Array, got an object/));
+    expect(call('enqueue', u8, u8, meta, -1, 1)).toEqual(range(/argument 4 must be an integer/));
+    expect(call('flush')).toEqual(type(/^flush\(out\): expected 1 argument, got 0$/));
+    expect(call('flush', new Float64Array(3))).toEqual(range(/argument 1 must have at least 4 elements, got 3/));
+    expect(call('stats', new Float64Array(8))).toEqual(range(/argument 1 must have at least 9 elements, got 8/));
+    expect(call('stats', null)).toEqual(type(/argument 1 must be a Float64Array, got null/));
+    expect(call('realtime', 1)).toEqual(type(/^realtime\(\): expected 0 arguments, got 1$/));
+    expect(call('close', 1)).toEqual(type(/^close\(\): expected 0 arguments, got 1$/));
+    // and the well-formed calls work
+    expect(call('configure', 4, 100).name).toBe('none');
+    expect(sender.flush(new Float64Array(FLUSHED.length))).toBe(0);
+    expect(sender.removeRecipient(12345)).toBe(false);
   });
 });
