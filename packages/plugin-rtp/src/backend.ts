@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { hostname, userInfo } from 'node:os';
 import { isIP, isIPv6 } from 'node:net';
-import { resolve as resolvePath } from 'node:path';
 import {
   ErrorCodes,
   OutputState,
@@ -23,13 +22,12 @@ import {
   type PluginContext,
   type SampleFormat,
   type TimerHandle,
-  writeFileAtomic,
 } from '@speakerd/plugin-sdk';
 import type { RtpOptions } from './options.js';
 import { IP_UDP_OVERHEAD, RTP_HEADER, framesPerPacket, payloadFor, writeRtpHeader, type Payload } from './payload.js';
 import { MAX_CNAME, rtcpIntervalMs, writeBye, writeEmptyRr, writeSdes, writeSr } from './rtcp.js';
-import { buildSap } from './sap.js';
-import { buildSdp } from './sdp.js';
+import { Announcer } from './announce.js';
+import { errorText } from './errors.js';
 import { reorderInto, wireOrder, type WireOrder } from './channel-order.js';
 import { DELIVERY, FLUSHED, META, STAT, loadNative, type NativeSender } from './native.js';
 import {
@@ -106,12 +104,6 @@ interface PoolEntry {
   done: (err: Error | null) => void;
 }
 
-function errorText(err: unknown): string {
-  if (err && typeof err === 'object' && 'code' in err && typeof (err as { code: unknown }).code === 'string')
-    return (err as { code: string }).code;
-  return err instanceof Error ? err.message : String(err);
-}
-
 /**
  * The `rtp` backend: L16/L24 over RTP/UDP (RFC 3550, RFC 3551), paced on the injected monotonic clock, with an
  * SDP file, RTCP sender reports and BYE, optional SAP announcements, and recipients added at run time.
@@ -186,8 +178,7 @@ export class RtpBackend implements Backend {
   #lastRtcpIntervalMs = 5000;
   /** SDES CNAME: fixed by `cname`, else made once the address the stream leaves from is known. */
   #cname: Buffer | undefined;
-  #sapTimer: TimerHandle | undefined;
-  #sdp: string | undefined;
+  readonly #announcer: Announcer;
   #sessionId: number;
 
   // ------------------------------------------------------------------ native sender (real clock only)
@@ -242,6 +233,10 @@ export class RtpBackend implements Backend {
     this.#seq = r.readUInt16BE(4);
     this.#tsBase = r.readUInt32BE(6);
     this.#sessionId = Math.floor(clock.wallNow() / 1000) + NTP_OFFSET_S;
+    this.#announcer = new Announcer(opts, clock, context.configDir, this.#sessionId, {
+      origin: (v6) => this.#origin(v6),
+      sendTo: (packet, to) => this.#transport.sendTo(packet, to),
+    });
     this.#errorLog = new RateLimitedLog(() => this.clock.now(), 5, 10_000);
     this.#controlLog = new RateLimitedLog(() => this.clock.now(), 1, CONTROL_LOG_MS);
     this.#output = new OutputState(events);
@@ -346,7 +341,7 @@ export class RtpBackend implements Backend {
       this.#nativeFlush();
     }
     if (this.#rtcpTimer === undefined) this.#scheduleRtcp();
-    if (this.opts.sap && this.#sapTimer === undefined) this.#announce();
+    this.#announcer.start();
     if (this.#paused && this.opts.pauseMode === 'silence') {
       this.#start();
       this.#handOver();
@@ -445,12 +440,13 @@ export class RtpBackend implements Backend {
       this.#syncNative();
       this.#native.close(); // joins the thread: it waits on a condition variable, so this returns at once
     }
-    for (const t of [this.#rtcpTimer, this.#sapTimer, this.#retryTimer]) if (t) this.clock.clearTimeout(t);
-    this.#rtcpTimer = this.#sapTimer = this.#retryTimer = undefined;
+    for (const t of [this.#rtcpTimer, this.#retryTimer]) if (t) this.clock.clearTimeout(t);
+    this.#rtcpTimer = this.#retryTimer = undefined;
+    this.#announcer.stop();
     try {
       const n = this.#buildReport(true);
       const sends: Promise<void>[] = [this.#transport.sendRtcp(this.#rtcpBuf.subarray(0, n))];
-      if (this.opts.sap && this.#sdp) sends.push(this.#sendSap(true));
+      sends.push(this.#announcer.withdraw());
       await withTimeout(Promise.all(sends), 1000);
     } catch (err) {
       this.log.warn({ err: errorText(err) }, 'sending BYE failed');
@@ -479,7 +475,7 @@ export class RtpBackend implements Backend {
 
   /** The SDP text describing the stream (also written to `rtp.sdp`). */
   get sdp(): string | undefined {
-    return this.#sdp;
+    return this.#announcer.sdp;
   }
 
   // =================================================================== format and buffers
@@ -529,7 +525,12 @@ export class RtpBackend implements Backend {
     for (let i = 0; i < 16; i++) this.#pool.push(this.#poolEntry(size));
     this.#poolNext = 0;
     this.#silence = Buffer.alloc(n * this.#bpf);
-    this.#writeSdp();
+    this.#announcer.describe({
+      payload,
+      destination: this.#destination ?? { address: this.opts.destination, port: this.opts.port },
+      ptimeMs: (this.#framesPerPacket * 1000) / format.rate,
+      channelOrder: this.#wire.channelOrder,
+    });
   }
 
   #poolEntry(size: number): PoolEntry {
@@ -949,36 +950,7 @@ export class RtpBackend implements Backend {
     }
   }
 
-  // =================================================================== SDP, RTCP, SAP
-
-  #writeSdp(): void {
-    const dest = this.#destination ?? { address: this.opts.destination, port: this.opts.port };
-    const address = isIP(dest.address) ? dest.address : '127.0.0.1';
-    const origin = this.#origin(isIPv6(address));
-    this.#sdp = buildSdp({
-      payload: this.#payload!,
-      destination: address,
-      port: dest.port,
-      ttl: this.opts.ttl,
-      multicast: isMulticast(address),
-      origin,
-      sessionId: this.#sessionId,
-      version: this.#sessionId,
-      ptimeMs: (this.#framesPerPacket * 1000) / this.#format!.rate,
-      channelOrder: this.#wire.channelOrder,
-    });
-    if (!this.opts.sdp) return;
-    const file = resolvePath(this.context.configDir, this.opts.sdp);
-    try {
-      // a new file with a random name, created exclusively (never through a symlink), renamed into place
-      writeFileAtomic(file, this.#sdp);
-    } catch (err) {
-      throw new SpeakerdError(ErrorCodes.CONFIG, `rtp.sdp: cannot write ${file}: ${errorText(err)}`, {
-        plugin: PLUGIN,
-        cause: err,
-      });
-    }
-  }
+  // =================================================================== RTCP
 
   /** The RTP timestamp (64-bit count) for the monotonic instant `now`. */
   #timestampAt(now: number): number {
@@ -1064,21 +1036,6 @@ export class RtpBackend implements Backend {
     this.#rtcpAvgSize = this.#rtcpAvgSize === 0 ? size : size / 16 + (15 / 16) * this.#rtcpAvgSize;
     void this.#transport.sendRtcp(this.#rtcpBuf.subarray(0, n));
     this.#scheduleRtcp();
-  }
-
-  #announce(): void {
-    void this.#sendSap(false);
-    this.#sapTimer = this.clock.setTimeout(() => {
-      this.#sapTimer = undefined;
-      if (!this.#closed) this.#announce();
-    }, this.opts.sapIntervalS * 1000);
-  }
-
-  #sendSap(deletion: boolean): Promise<void> {
-    if (!this.#sdp) return Promise.resolve();
-    const origin = this.#origin(isIPv6(this.opts.sapAddress));
-    const packet = buildSap({ sdp: this.#sdp, origin, msgIdHash: this.#sessionId & 0xffff, deletion });
-    return this.#transport.sendTo(packet, { address: this.opts.sapAddress, port: this.opts.sapPort });
   }
 
   // =================================================================== commands
