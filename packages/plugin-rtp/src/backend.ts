@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import { hostname, userInfo } from 'node:os';
 import { isIP, isIPv6 } from 'node:net';
 import {
   ErrorCodes,
@@ -25,7 +24,7 @@ import {
 } from '@speakerd/plugin-sdk';
 import type { RtpOptions } from './options.js';
 import { IP_UDP_OVERHEAD, RTP_HEADER, framesPerPacket, payloadFor, writeRtpHeader, type Payload } from './payload.js';
-import { MAX_CNAME, rtcpIntervalMs, writeBye, writeEmptyRr, writeSdes, writeSr } from './rtcp.js';
+import { RtcpReporter, type RtcpSession } from './rtcp-reporter.js';
 import { Announcer } from './announce.js';
 import { errorText } from './errors.js';
 import { reorderInto, wireOrder, type WireOrder } from './channel-order.js';
@@ -171,13 +170,8 @@ export class RtpBackend implements Backend {
   #lastSentMs = -Infinity;
 
   // ------------------------------------------------------------------ RTCP / SAP
-  #rtcpTimer: TimerHandle | undefined;
-  #rtcpBuf = Buffer.alloc(1024);
-  #rtcpAvgSize = 0;
-  #rtcpInitial = true;
-  #lastRtcpIntervalMs = 5000;
+  readonly #rtcp: RtcpReporter;
   /** SDES CNAME: fixed by `cname`, else made once the address the stream leaves from is known. */
-  #cname: Buffer | undefined;
   readonly #announcer: Announcer;
   #sessionId: number;
 
@@ -196,8 +190,6 @@ export class RtpBackend implements Backend {
   #meta = new Float64Array(0);
   /** Native path: started, not yet anchored; the next hand-over anchors the stream (NATIVE_START_MS ahead). */
   #startPending = false;
-  /** When the next RTCP report is due (clock ms). */
-  #rtcpDueAt = Infinity;
   readonly #stats = new Float64Array(STAT.length);
   /** delay()'s own scratch for the thread's counters (a query leaves the pump's and RTCP's reading alone). */
   readonly #delayStats = new Float64Array(STAT.length);
@@ -240,7 +232,6 @@ export class RtpBackend implements Backend {
     this.#errorLog = new RateLimitedLog(() => this.clock.now(), 5, 10_000);
     this.#controlLog = new RateLimitedLog(() => this.clock.now(), 1, CONTROL_LOG_MS);
     this.#output = new OutputState(events);
-    if (opts.cname) this.#cname = cnameBuffer(opts.cname);
     if (!opts.native) this.#nativeWhy = 'rtp.native is false';
     else if (transportFactory !== udpTransport) this.#nativeWhy = 'a test transport is in use';
     else if (!isRealClock(clock)) this.#nativeWhy = 'the clock is not the real monotonic clock';
@@ -264,6 +255,14 @@ export class RtpBackend implements Backend {
       onError: (err, dest) => this.#sendFailed(err, dest),
       onControlError: (err, dest, what) => this.#controlFailed(err, dest, what),
     });
+    // native: the report goes out with the host's fill once it is due (endFill); its timer fires only when no
+    // fill came in time (idle, paused), so streaming costs no wake-up of its own for RTCP
+    this.#rtcp = new RtcpReporter(
+      clock,
+      this.#rtcpSession(),
+      this.#native ? NATIVE_BATCH_MS + NATIVE_SAFETY_MS : 0,
+      opts.cname,
+    );
     this.commands = {
       'add-recipient': (m) => this.#addRecipient(m),
       'remove-recipient': (m) => this.#removeRecipient(m),
@@ -340,7 +339,7 @@ export class RtpBackend implements Backend {
       this.#syncOffset();
       this.#nativeFlush();
     }
-    if (this.#rtcpTimer === undefined) this.#scheduleRtcp();
+    this.#rtcp.start();
     this.#announcer.start();
     if (this.#paused && this.opts.pauseMode === 'silence') {
       this.#start();
@@ -387,8 +386,7 @@ export class RtpBackend implements Backend {
   endFill(): void {
     this.#handOver();
     // native: a report that is due shares this wake-up (its own timer is only the fallback)
-    if (this.#native && this.#rtcpTimer !== undefined && this.clock.now() >= this.#rtcpDueAt - NATIVE_RTCP_SHARE_MS)
-      this.#sendReport();
+    if (this.#native) this.#rtcp.sendIfDue(NATIVE_RTCP_SHARE_MS);
   }
 
   /** A query: frames in the ring plus the host frames the native thread still holds (a read of its counters). */
@@ -440,12 +438,12 @@ export class RtpBackend implements Backend {
       this.#syncNative();
       this.#native.close(); // joins the thread: it waits on a condition variable, so this returns at once
     }
-    for (const t of [this.#rtcpTimer, this.#retryTimer]) if (t) this.clock.clearTimeout(t);
-    this.#rtcpTimer = this.#retryTimer = undefined;
+    if (this.#retryTimer) this.clock.clearTimeout(this.#retryTimer);
+    this.#retryTimer = undefined;
+    this.#rtcp.stop();
     this.#announcer.stop();
     try {
-      const n = this.#buildReport(true);
-      const sends: Promise<void>[] = [this.#transport.sendRtcp(this.#rtcpBuf.subarray(0, n))];
+      const sends: Promise<void>[] = [this.#rtcp.bye('speakerd stopped')];
       sends.push(this.#announcer.withdraw());
       await withTimeout(Promise.all(sends), 1000);
     } catch (err) {
@@ -952,6 +950,20 @@ export class RtpBackend implements Backend {
 
   // =================================================================== RTCP
 
+  /** What RTCP reads of this session: the counts of packets sent, the timeline, the recipients. */
+  #rtcpSession(): RtcpSession {
+    return {
+      ssrc: this.ssrc,
+      sync: () => this.#syncNative(),
+      sent: () => ({ packets: this.#packets, octets: this.#octets, lastSentMs: this.#lastSentMs }),
+      timestampAt: (now) => (this.#format ? this.#timestampAt(now) : undefined),
+      bandwidth: () => (this.#format?.rate ?? 44100) * this.#bpf,
+      recipients: () => this.#transport.list().length,
+      localAddress: () => this.#transport.localAddress(),
+      sendRtcp: (packet) => this.#transport.sendRtcp(packet),
+    };
+  }
+
   /** The RTP timestamp (64-bit count) for the monotonic instant `now`. */
   #timestampAt(now: number): number {
     const frames = this.#anchored
@@ -966,76 +978,6 @@ export class RtpBackend implements Backend {
    */
   #origin(v6: boolean): string {
     return this.#transport.localAddress() ?? machineAddress(v6 ? 'IPv6' : 'IPv4');
-  }
-
-  /**
-   * RFC 3550 6.5.1: `user@host`, the host a fully qualified domain name, or, where the host name has no domain,
-   * the numeric address of the interface the stream leaves from. Fixed at the first report a recipient gets.
-   */
-  #cnameNow(): Buffer {
-    if (this.#cname) return this.#cname;
-    const host = safeHostname();
-    const local = this.#transport.localAddress();
-    const cname = cnameBuffer(`${safeUser()}@${host.includes('.') ? host : (local ?? machineAddress('IPv4'))}`);
-    if (local !== undefined || host.includes('.')) this.#cname = cname;
-    return cname;
-  }
-
-  /** Compound RTCP packet in #rtcpBuf: SR (or an empty RR once we have stopped sending) + SDES, + BYE. */
-  #buildReport(bye: boolean): number {
-    this.#syncNative();
-    const buf = this.#rtcpBuf;
-    const now = this.clock.now();
-    let n = 0;
-    const weSent = this.#packets > 0 && now - this.#lastSentMs < 2 * this.#lastRtcpIntervalMs;
-    if (weSent && this.#format)
-      n += writeSr(buf, n, {
-        ssrc: this.ssrc,
-        wallMs: this.clock.wallNow(),
-        rtpTimestamp: this.#timestampAt(now),
-        packets: this.#packets,
-        octets: this.#octets,
-      });
-    else n += writeEmptyRr(buf, n, this.ssrc);
-    n += writeSdes(buf, n, this.ssrc, this.#cnameNow());
-    if (bye) n += writeBye(buf, n, this.ssrc, Buffer.from('speakerd stopped'));
-    return n;
-  }
-
-  #scheduleRtcp(): void {
-    this.#syncNative();
-    const rate = this.#format?.rate ?? 44100;
-    const ms = rtcpIntervalMs({
-      members: 1 + Math.max(0, this.#transport.list().length),
-      senders: 1,
-      weSent: this.#packets > 0,
-      sessionBandwidth: rate * this.#bpf,
-      avgRtcpSize: this.#rtcpAvgSize || 100,
-      initial: this.#rtcpInitial,
-      random: Math.random(),
-    });
-    this.#lastRtcpIntervalMs = ms;
-    this.#rtcpDueAt = this.clock.now() + ms;
-    // native: the report goes out with the host's fill once it is due (endFill); this timer fires only when no
-    // fill came in time (idle, paused), so streaming costs no wake-up of its own for RTCP
-    const fallback = this.#native ? NATIVE_BATCH_MS + NATIVE_SAFETY_MS : 0;
-    this.#rtcpTimer = this.clock.setTimeout(() => {
-      this.#rtcpTimer = undefined;
-      if (!this.#closed) this.#sendReport();
-    }, ms + fallback);
-  }
-
-  /** Send the periodic report now and schedule the next one. */
-  #sendReport(): void {
-    if (this.#rtcpTimer) this.clock.clearTimeout(this.#rtcpTimer);
-    this.#rtcpTimer = undefined;
-    this.#rtcpInitial = false;
-    const n = this.#buildReport(false);
-    // RFC 3550 6.3.3: avg_rtcp_size includes the UDP and IP headers
-    const size = n + 28;
-    this.#rtcpAvgSize = this.#rtcpAvgSize === 0 ? size : size / 16 + (15 / 16) * this.#rtcpAvgSize;
-    void this.#transport.sendRtcp(this.#rtcpBuf.subarray(0, n));
-    this.#scheduleRtcp();
   }
 
   // =================================================================== commands
@@ -1093,28 +1035,6 @@ function shown(v: unknown): string {
     return JSON.stringify(v) ?? String(v);
   } catch {
     return String(v);
-  }
-}
-
-function cnameBuffer(cname: string): Buffer {
-  while (Buffer.byteLength(cname) > MAX_CNAME) cname = cname.slice(0, -1);
-  return Buffer.from(cname);
-}
-
-/** The user speakerd runs as, for the CNAME (RFC 3550 omits it where there is none). */
-function safeUser(): string {
-  try {
-    return userInfo().username || 'speakerd';
-  } catch {
-    return 'speakerd';
-  }
-}
-
-function safeHostname(): string {
-  try {
-    return hostname() || 'localhost';
-  } catch {
-    return 'localhost';
   }
 }
 
