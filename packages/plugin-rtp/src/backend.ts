@@ -23,9 +23,10 @@ import {
   type TimerHandle,
 } from '@speakerd/plugin-sdk';
 import type { RtpOptions } from './options.js';
-import { IP_UDP_OVERHEAD, RTP_HEADER, framesPerPacket, payloadFor, writeRtpHeader, type Payload } from './payload.js';
+import { IP_UDP_OVERHEAD, RTP_HEADER, framesPerPacket, payloadFor, type Payload } from './payload.js';
 import { RtcpReporter, type RtcpSession } from './rtcp-reporter.js';
 import { Announcer } from './announce.js';
+import { Timeline } from './timeline.js';
 import { errorText } from './errors.js';
 import { reorderInto, wireOrder, type WireOrder } from './channel-order.js';
 import { DELIVERY, FLUSHED, META, STAT, loadNative, type NativeSender } from './native.js';
@@ -124,8 +125,8 @@ export class RtpBackend implements Backend {
 
   // ------------------------------------------------------------------ stream identity (RFC 3550 5.1)
   readonly ssrc: number;
-  #seq: number;
-  readonly #tsBase: number;
+  /** Sequence number, RTP timestamp, marker, deadlines: one rule for both senders. */
+  readonly #timeline: Timeline;
 
   // ------------------------------------------------------------------ format
   #payload: Payload | undefined;
@@ -133,8 +134,6 @@ export class RtpBackend implements Backend {
   #bpf = 4;
   /** Frames in a full packet. */
   #framesPerPacket = 1;
-  /** RTP timestamp units per frame: 1, or the channel count in DisOrder-compatible mode. */
-  #tsPerFrame = 1;
 
   // ------------------------------------------------------------------ queue of frames not yet sent
   #ring: Buffer = Buffer.alloc(0);
@@ -149,16 +148,10 @@ export class RtpBackend implements Backend {
   #silence: Buffer = Buffer.alloc(0);
 
   // ------------------------------------------------------------------ timeline
-  /** Frames since the stream began, gaps included: the 64-bit RTP timestamp before the random base. */
-  #cursor = 0;
-  #anchorMs = 0;
-  #anchorFrame = 0;
-  #anchored = false;
   #running = false;
   #timer: TimerHandle | undefined;
   /** When #timer fires (native path: a held short packet). */
   #timerAt = Infinity;
-  #markNext = true;
 
   #active = false;
   #paused = false;
@@ -222,8 +215,7 @@ export class RtpBackend implements Backend {
   ) {
     const r = randomBytes(10);
     this.ssrc = r.readUInt32BE(0);
-    this.#seq = r.readUInt16BE(4);
-    this.#tsBase = r.readUInt32BE(6);
+    this.#timeline = new Timeline(r.readUInt16BE(4), r.readUInt32BE(6));
     this.#sessionId = Math.floor(clock.wallNow() / 1000) + NTP_OFFSET_S;
     this.#announcer = new Announcer(opts, clock, context.configDir, this.#sessionId, {
       origin: (v6) => this.#origin(v6),
@@ -492,7 +484,7 @@ export class RtpBackend implements Backend {
         `${formatToString(format)}: ${ip}-byte packets (rtp.minPtimeMs ${this.opts.minPtimeMs}) exceed rtp.mtu ` +
           `${this.opts.mtu}; IP sends them in fragments`,
       );
-    this.#tsPerFrame = this.opts.timestampsInSamples ? format.channels : 1;
+    this.#timeline.configure(format.rate, this.opts.timestampsInSamples ? format.channels : 1);
     const n = this.#framesPerPacket;
     const lead = Math.floor((this.opts.leadMs * format.rate) / 1000);
     // room for the lead and FILL_PACKETS packets more: the host tops up every FILL_PACKETS packets
@@ -545,14 +537,9 @@ export class RtpBackend implements Backend {
 
   // =================================================================== pacing
 
-  /** Deadline of frame `frame` on the monotonic clock. */
-  #deadline(frame: number): number {
-    return this.#anchorMs + ((frame - this.#anchorFrame) * 1000) / this.#format!.rate;
-  }
-
   /** Start sending (after activate, resume, or a dry spell): the timestamp moves on by the time that passed. */
   #start(): void {
-    this.#markNext = true;
+    this.#timeline.markNext = true;
     this.#running = true;
     if (this.#native) {
       // native: anchored by the hand-over that carries the first packet (#pump), not here at the fill's first write
@@ -560,27 +547,8 @@ export class RtpBackend implements Backend {
       return;
     }
     const now = this.clock.now();
-    this.#anchor(now);
-    this.#schedule(this.#deadline(this.#cursor), now);
-  }
-
-  /** The stream (re)starts at `at`: the timestamp moves on by the time that passed since the last frame's end. */
-  #anchor(at: number): void {
-    if (!this.#anchored) {
-      this.#anchorMs = at;
-      this.#anchorFrame = this.#cursor;
-      this.#anchored = true;
-    } else {
-      const end = this.#deadline(this.#cursor);
-      if (at > end) this.#reanchor(at, end);
-    }
-  }
-
-  /** Move the schedule to `now`: the frames real time consumed since `due` are skipped in the timestamp. */
-  #reanchor(now: number, due: number): void {
-    this.#cursor += Math.round(((now - due) * this.#format!.rate) / 1000);
-    this.#anchorMs = now;
-    this.#anchorFrame = this.#cursor;
+    this.#timeline.anchor(now);
+    this.#schedule(this.#timeline.deadline(), now);
   }
 
   #stop(): void {
@@ -604,14 +572,7 @@ export class RtpBackend implements Backend {
     const n = this.#framesPerPacket;
     let sent = false;
     for (;;) {
-      let due = this.#deadline(this.#cursor);
-      if (due > now + EARLY_MS) break;
-      if (now - due > this.opts.catchUpMs) {
-        // a stall or a clock jump: continue at real time from now, never burst to catch up
-        this.#reanchor(now, due);
-        this.#markNext = true;
-        due = now;
-      }
+      if (this.#timeline.due(now, this.opts.catchUpMs) > now + EARLY_MS) break;
       if (this.#count > 0) this.#sendPacket(Math.min(n, this.#count), now);
       else if (this.#paused && this.opts.pauseMode === 'silence') this.#sendSilence(now);
       else {
@@ -620,7 +581,7 @@ export class RtpBackend implements Backend {
       }
       sent = true;
     }
-    if (this.#running) this.#schedule(this.#deadline(this.#cursor), now);
+    if (this.#running) this.#schedule(this.#timeline.deadline(), now);
     if (sent && !this.#paused && this.#capacity - this.#count >= FILL_PACKETS * n) this.events.wake();
     else if (!this.#running) this.events.wake();
   };
@@ -666,14 +627,7 @@ export class RtpBackend implements Backend {
   }
 
   #header(buf: Buffer): void {
-    writeRtpHeader(
-      buf,
-      this.#markNext,
-      this.#payload!.payloadType,
-      this.#seq,
-      this.#tsBase + this.#cursor * this.#tsPerFrame,
-      this.ssrc,
-    );
+    this.#timeline.header(buf, this.#payload!.payloadType, this.ssrc);
   }
 
   #emit(e: PoolEntry, frames: number, now: number): void {
@@ -683,9 +637,7 @@ export class RtpBackend implements Backend {
     // a transport may complete synchronously: count the sends after the call, not before it
     const sends = this.#transport.sendRtp(packet, e.done);
     e.pending += sends;
-    this.#seq = (this.#seq + 1) & 0xffff;
-    this.#cursor += frames;
-    this.#markNext = false;
+    this.#timeline.advance(frames);
     this.#packets++;
     this.#octets += bytes;
     this.#lastSentMs = now;
@@ -721,9 +673,7 @@ export class RtpBackend implements Backend {
     if (!native || this.#closed) return 0;
     const out = this.#flushed;
     if (native.flush(out) === 0) return 0;
-    this.#seq = (this.#seq - out[FLUSHED.packets]! + 0x10000) & 0xffff;
-    this.#cursor -= out[FLUSHED.frames]!;
-    if (out[FLUSHED.marker]) this.#markNext = true;
+    this.#timeline.rewind(out[FLUSHED.packets]!, out[FLUSHED.frames]!, out[FLUSHED.marker] !== 0);
     return out[FLUSHED.hostFrames]!;
   }
 
@@ -785,7 +735,7 @@ export class RtpBackend implements Backend {
       if (this.#count === 0 && !(this.#paused && this.opts.pauseMode === 'silence')) return; // nothing to start with
       this.#startPending = false;
       now = this.clock.now();
-      this.#anchor(now + NATIVE_START_MS);
+      this.#timeline.anchor(now + NATIVE_START_MS);
       first = 0;
     }
     const room = Math.min(st[STAT.freeSlots]!, this.#slots);
@@ -798,14 +748,8 @@ export class RtpBackend implements Backend {
     let k = 0;
     let handed = 0;
     while (k < room) {
-      let due = this.#deadline(this.#cursor);
+      const due = this.#timeline.due(now, this.opts.catchUpMs);
       if (due > limit) break;
-      if (now - due > this.opts.catchUpMs) {
-        // a stall or a clock jump: continue at real time from now, never burst to catch up
-        this.#reanchor(now, due);
-        this.#markNext = true;
-        due = now;
-      }
       const m = k * META;
       let frames: number;
       let hostFrames: number;
@@ -838,9 +782,7 @@ export class RtpBackend implements Backend {
       meta[m] = due + this.#offsetMs;
       meta[m + 4] = frames;
       meta[m + 5] = hostFrames;
-      this.#seq = (this.#seq + 1) & 0xffff;
-      this.#cursor += frames;
-      this.#markNext = false;
+      this.#timeline.advance(frames);
       k++;
       if (k === 1 && first === 0) {
         // a stream's first packet: to the thread at once, it is due NATIVE_START_MS from the anchor
@@ -956,20 +898,12 @@ export class RtpBackend implements Backend {
       ssrc: this.ssrc,
       sync: () => this.#syncNative(),
       sent: () => ({ packets: this.#packets, octets: this.#octets, lastSentMs: this.#lastSentMs }),
-      timestampAt: (now) => (this.#format ? this.#timestampAt(now) : undefined),
+      timestampAt: (now) => (this.#format ? this.#timeline.timestampAt(now) : undefined),
       bandwidth: () => (this.#format?.rate ?? 44100) * this.#bpf,
       recipients: () => this.#transport.list().length,
       localAddress: () => this.#transport.localAddress(),
       sendRtcp: (packet) => this.#transport.sendRtcp(packet),
     };
-  }
-
-  /** The RTP timestamp (64-bit count) for the monotonic instant `now`. */
-  #timestampAt(now: number): number {
-    const frames = this.#anchored
-      ? this.#anchorFrame + Math.floor(((now - this.#anchorMs) * this.#format!.rate) / 1000)
-      : this.#cursor;
-    return this.#tsBase + frames * this.#tsPerFrame;
   }
 
   /**
