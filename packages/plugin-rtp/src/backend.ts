@@ -27,9 +27,10 @@ import { IP_UDP_OVERHEAD, RTP_HEADER, framesPerPacket, payloadFor, type Payload 
 import { RtcpReporter, type RtcpSession } from './rtcp-reporter.js';
 import { Announcer } from './announce.js';
 import { Timeline } from './timeline.js';
+import { Recipients } from './recipients.js';
 import { errorText } from './errors.js';
 import { reorderInto, wireOrder, type WireOrder } from './channel-order.js';
-import { DELIVERY, FLUSHED, META, STAT, loadNative, type NativeSender } from './native.js';
+import { FLUSHED, META, STAT, loadNative, type NativeSender } from './native.js';
 import {
   classify,
   isMulticast,
@@ -190,10 +191,11 @@ export class RtpBackend implements Backend {
   /** Frames handed over per native batch at most (lead + batch + safety). */
   #horizonMs = 0;
   #sentSeen = 0;
-  readonly #nativeIds = new Map<string, number>();
 
   // ------------------------------------------------------------------ transport and errors
   readonly #transport: Transport;
+  /** The recipients, for the transport and the native thread at once. */
+  readonly #recipients: Recipients;
   #destination: Destination | undefined;
   #delivery: Delivery = 'unicast';
   #retryTimer: TimerHandle | undefined;
@@ -247,6 +249,7 @@ export class RtpBackend implements Backend {
       onError: (err, dest) => this.#sendFailed(err, dest),
       onControlError: (err, dest, what) => this.#controlFailed(err, dest, what),
     });
+    this.#recipients = new Recipients(this.#transport, this.#native, opts, () => this.#closed);
     // native: the report goes out with the host's fill once it is due (endFill); its timer fires only when no
     // fill came in time (idle, paused), so streaming costs no wake-up of its own for RTCP
     this.#rtcp = new RtcpReporter(
@@ -803,39 +806,6 @@ export class RtpBackend implements Backend {
     this.#sendFailed(err, undefined, to, count);
   }
 
-  async #nativeAdd(dest: Destination, delivery: Delivery): Promise<void> {
-    const native = this.#native;
-    if (!native || this.#closed) return;
-    const key = `${dest.address}|${dest.port}`;
-    if (this.#nativeIds.has(key)) return;
-    const id = native.addRecipient(
-      dest.address,
-      dest.port,
-      DELIVERY[delivery],
-      this.opts.ttl,
-      this.opts.loop,
-      this.opts.interface ?? '',
-      `${dest.address}:${dest.port}`,
-    );
-    this.#nativeIds.set(key, id);
-  }
-
-  async #nativeRemove(dest: Destination): Promise<void> {
-    const native = this.#native;
-    if (!native) return;
-    let address = dest.address;
-    try {
-      address = await resolveAddress(dest.address);
-    } catch {
-      return;
-    }
-    const key = `${address}|${dest.port}`;
-    const id = this.#nativeIds.get(key);
-    if (id === undefined) return;
-    this.#nativeIds.delete(key);
-    if (!this.#closed) native.removeRecipient(id);
-  }
-
   // =================================================================== errors
 
   /**
@@ -877,8 +847,7 @@ export class RtpBackend implements Backend {
   async #connectDestination(): Promise<void> {
     const dest = this.#destination!;
     try {
-      const d = await this.#transport.add(dest, this.#delivery);
-      await this.#nativeAdd(d, this.#delivery);
+      await this.#recipients.add(dest, this.#delivery);
       if (this.#output.state === 'lost' && this.#retryTimer !== undefined)
         this.#output.ok(`sending to ${dest.address}:${dest.port}`);
       this.#retryTimer = undefined;
@@ -919,11 +888,11 @@ export class RtpBackend implements Backend {
   async #addRecipient(m: CommandMessage): Promise<Record<string, unknown>> {
     const dest = parseDestination(m);
     try {
-      const d = await this.#transport.add(dest);
       try {
-        await this.#nativeAdd(d, classify(d.address));
+        await this.#recipients.add(dest);
       } catch (err) {
-        await this.#transport.remove(d);
+        // a recipient is in both (the transport's sockets and the thread's) or in neither
+        await this.#recipients.remove(dest);
         throw err;
       }
     } catch (err) {
@@ -932,16 +901,15 @@ export class RtpBackend implements Backend {
       });
     }
     this.log.info({ to: `${dest.address}:${dest.port}` }, 'recipient added');
-    return { recipients: this.#transport.list() };
+    return { recipients: this.#recipients.list() };
   }
 
   async #removeRecipient(m: CommandMessage): Promise<Record<string, unknown>> {
     const dest = parseDestination(m);
-    await this.#nativeRemove(dest);
-    if (!(await this.#transport.remove(dest)))
+    if (!(await this.#recipients.remove(dest)))
       throw new SpeakerdError('bad-command', `${dest.address}:${dest.port} is not a recipient`, { plugin: PLUGIN });
     this.log.info({ to: `${dest.address}:${dest.port}` }, 'recipient removed');
-    return { recipients: this.#transport.list() };
+    return { recipients: this.#recipients.list() };
   }
 }
 
