@@ -26,10 +26,11 @@ import type { RtpOptions } from './options.js';
 import { IP_UDP_OVERHEAD, RTP_HEADER, framesPerPacket, payloadFor, type Payload } from './payload.js';
 import { RtcpReporter, type RtcpSession } from './rtcp-reporter.js';
 import { Announcer } from './announce.js';
+import { FrameRing } from './ring.js';
 import { Timeline } from './timeline.js';
 import { Recipients } from './recipients.js';
 import { errorText } from './errors.js';
-import { reorderInto, wireOrder, type WireOrder } from './channel-order.js';
+import { wireOrder, type WireOrder } from './channel-order.js';
 import { FLUSHED, META, STAT, loadNative, type NativeSender } from './native.js';
 import {
   classify,
@@ -137,13 +138,9 @@ export class RtpBackend implements Backend {
   #framesPerPacket = 1;
 
   // ------------------------------------------------------------------ queue of frames not yet sent
-  #ring: Buffer = Buffer.alloc(0);
+  readonly #ring = new FrameRing();
   /** Channel order on the wire (channel-order.ts): an fmtp name to announce, a reordering of the host's frames. */
   #wire: WireOrder = { channelOrder: undefined, map: undefined };
-  #ringFrames = 0;
-  #head = 0;
-  #count = 0;
-  #capacity = 0;
   #pool: PoolEntry[] = [];
   #poolNext = 0;
   #silence: Buffer = Buffer.alloc(0);
@@ -328,8 +325,7 @@ export class RtpBackend implements Backend {
     const want = payloadFor(format, this.opts.payloadType).format;
     if (!this.#format || formatToString(want) !== formatToString(this.#format)) this.#configure(format);
     this.#active = true;
-    this.#count = 0;
-    this.#head = 0;
+    this.#ring.clear(true);
     if (this.#native) {
       this.#syncOffset();
       this.#nativeFlush();
@@ -345,31 +341,16 @@ export class RtpBackend implements Backend {
   /** A query: room in the ring. Sends nothing (the native hand-over is {@link endFill}'s). */
   writable(): number {
     if (!this.#active || this.#paused) return 0;
-    return this.#capacity - this.#count;
+    return this.#ring.room;
   }
 
   write(data: Uint8Array): number {
     if (!this.#active || this.#paused) return 0;
-    const bpf = this.#bpf;
-    const frames = Math.min(Math.floor(data.length / bpf), this.#capacity - this.#count);
+    const frames = this.#ring.write(data, this.#wire.map);
     if (frames <= 0) return 0;
-    const ringFrames = this.#ringFrames;
-    let tail = this.#head + this.#count;
-    if (tail >= ringFrames) tail -= ringFrames;
-    const first = Math.min(frames, ringFrames - tail);
-    this.#put(first === frames ? data.subarray(0, frames * bpf) : data.subarray(0, first * bpf), tail * bpf);
-    if (first < frames) this.#put(data.subarray(first * bpf, frames * bpf), 0);
-    this.#count += frames;
     // native: nothing is handed over here; the host writes a fill in chunks and then calls endFill()
     if (!this.#running) this.#start();
     return frames;
-  }
-
-  /** Host frames into the ring at byte `at`, in the wire's channel order. */
-  #put(src: Uint8Array, at: number): void {
-    const map = this.#wire.map;
-    if (map) reorderInto(this.#ring, at, src, map, this.#bpf / map.length);
-    else this.#ring.set(src, at);
   }
 
   /**
@@ -386,16 +367,14 @@ export class RtpBackend implements Backend {
 
   /** A query: frames in the ring plus the host frames the native thread still holds (a read of its counters). */
   delay(): number {
-    if (!this.#native) return this.#count;
+    if (!this.#native) return this.#ring.count;
     const st = this.#delayStats;
     this.#native.stats(st);
-    return this.#count + st[STAT.queuedHostFrames]!;
+    return this.#ring.count + st[STAT.queuedHostFrames]!;
   }
 
   flush(): number {
-    const n = this.#count;
-    this.#count = 0;
-    return n + this.#nativeFlush();
+    return this.#ring.clear() + this.#nativeFlush();
   }
 
   pause(): void {
@@ -418,7 +397,7 @@ export class RtpBackend implements Backend {
 
   async idle(): Promise<void> {
     this.#active = false;
-    this.#count = 0;
+    this.#ring.clear();
     this.#nativeFlush();
     this.#stop();
   }
@@ -491,7 +470,7 @@ export class RtpBackend implements Backend {
     const n = this.#framesPerPacket;
     const lead = Math.floor((this.opts.leadMs * format.rate) / 1000);
     // room for the lead and FILL_PACKETS packets more: the host tops up every FILL_PACKETS packets
-    this.#capacity = lead + FILL_PACKETS * n;
+    let capacity = lead + FILL_PACKETS * n;
     if (this.#native) {
       this.#nativeFlush(); // what the thread still holds is in the old format: take it back first
       // native: the thread holds packets up to a horizon ahead; the ring what the next batch needs (the host tops
@@ -500,7 +479,7 @@ export class RtpBackend implements Backend {
       const horizon = Math.ceil((this.#horizonMs * format.rate) / 1000);
       // the ring holds the whole horizon and FILL_PACKETS packets more: a hand-over stops at the horizon, not at
       // the ring's end, so a fully buffered track leaves no short packet (and no timer) behind at each batch
-      this.#capacity = horizon + FILL_PACKETS * n;
+      capacity = horizon + FILL_PACKETS * n;
       this.#slots = Math.ceil(horizon / n) + 2 * FILL_PACKETS + 8;
       this.#slotBytes = RTP_HEADER + n * this.#bpf;
       this.#native.configure(this.#slots, this.#slotBytes);
@@ -510,9 +489,7 @@ export class RtpBackend implements Backend {
         this.#headerViews.push(this.#headers.subarray(i * RTP_HEADER, (i + 1) * RTP_HEADER));
       this.#meta = new Float64Array(this.#slots * META);
     }
-    this.#ringFrames = this.#capacity;
-    this.#ring = Buffer.alloc(this.#ringFrames * this.#bpf);
-    this.#head = this.#count = 0;
+    this.#ring.configure(capacity, this.#bpf);
     const size = RTP_HEADER + n * this.#bpf;
     this.#pool = [];
     for (let i = 0; i < 16; i++) this.#pool.push(this.#poolEntry(size));
@@ -576,7 +553,7 @@ export class RtpBackend implements Backend {
     let sent = false;
     for (;;) {
       if (this.#timeline.due(now, this.opts.catchUpMs) > now + EARLY_MS) break;
-      if (this.#count > 0) this.#sendPacket(Math.min(n, this.#count), now);
+      if (this.#ring.count > 0) this.#sendPacket(Math.min(n, this.#ring.count), now);
       else if (this.#paused && this.opts.pauseMode === 'silence') this.#sendSilence(now);
       else {
         this.#running = false; // dry: the next write starts a new talkspurt
@@ -585,7 +562,7 @@ export class RtpBackend implements Backend {
       sent = true;
     }
     if (this.#running) this.#schedule(this.#timeline.deadline(), now);
-    if (sent && !this.#paused && this.#capacity - this.#count >= FILL_PACKETS * n) this.events.wake();
+    if (sent && !this.#paused && this.#ring.room >= FILL_PACKETS * n) this.events.wake();
     else if (!this.#running) this.events.wake();
   };
 
@@ -605,20 +582,8 @@ export class RtpBackend implements Backend {
     const e = this.#nextEntry(RTP_HEADER + this.#framesPerPacket * bpf);
     const buf = e.buf;
     this.#header(buf);
-    this.#takeFrames(buf, frames);
+    this.#ring.take(buf, RTP_HEADER, frames);
     this.#emit(e, frames, now);
-  }
-
-  /** Move `frames` queued frames from the ring into `buf` after the RTP header (the ring may wrap). */
-  #takeFrames(buf: Buffer, frames: number): void {
-    const bpf = this.#bpf;
-    const ringFrames = this.#ringFrames;
-    const first = Math.min(frames, ringFrames - this.#head);
-    this.#ring.copy(buf, RTP_HEADER, this.#head * bpf, (this.#head + first) * bpf);
-    if (first < frames) this.#ring.copy(buf, RTP_HEADER + first * bpf, 0, (frames - first) * bpf);
-    this.#head += frames;
-    if (this.#head >= ringFrames) this.#head -= ringFrames;
-    this.#count -= frames;
   }
 
   #sendSilence(now: number): void {
@@ -735,7 +700,7 @@ export class RtpBackend implements Backend {
     }
     let first = -1;
     if (this.#startPending) {
-      if (this.#count === 0 && !(this.#paused && this.opts.pauseMode === 'silence')) return; // nothing to start with
+      if (this.#ring.count === 0 && !(this.#paused && this.opts.pauseMode === 'silence')) return; // nothing to start with
       this.#startPending = false;
       now = this.clock.now();
       this.#timeline.anchor(now + NATIVE_START_MS);
@@ -744,7 +709,6 @@ export class RtpBackend implements Backend {
     const room = Math.min(st[STAT.freeSlots]!, this.#slots);
     const n = this.#framesPerPacket;
     const bpf = this.#bpf;
-    const ringBytes = this.#ringFrames * bpf;
     const limit = now + this.#horizonMs;
     const silence = this.#paused && this.opts.pauseMode === 'silence';
     const meta = this.#meta;
@@ -756,20 +720,13 @@ export class RtpBackend implements Backend {
       const m = k * META;
       let frames: number;
       let hostFrames: number;
-      if (this.#count >= n || (short && this.#count > 0 && due <= now + NATIVE_SHORT_MS)) {
+      const queued = this.#ring.count;
+      if (queued >= n || (short && queued > 0 && due <= now + NATIVE_SHORT_MS)) {
         // a full packet, or the last few frames when they cannot wait any longer: the thread copies them from
         // the ring (this call does not return before it has), so the ring's head moves on now
-        frames = hostFrames = Math.min(n, this.#count);
-        const off = this.#head * bpf;
-        const bytes = frames * bpf;
-        const len1 = Math.min(bytes, ringBytes - off);
-        meta[m + 1] = off;
-        meta[m + 2] = len1;
-        meta[m + 3] = bytes - len1;
-        this.#head += frames;
-        if (this.#head >= this.#ringFrames) this.#head -= this.#ringFrames;
-        this.#count -= frames;
-      } else if (this.#count === 0 && silence) {
+        frames = hostFrames = Math.min(n, queued);
+        this.#ring.span(frames, meta, m + 1);
+      } else if (queued === 0 && silence) {
         frames = n;
         hostFrames = 0;
         meta[m + 1] = -1;
@@ -777,8 +734,8 @@ export class RtpBackend implements Backend {
         meta[m + 3] = 0;
       } else {
         // nothing (or a short packet that can wait): dry once the thread has sent everything up to now
-        if (this.#count === 0 && due <= now) this.#running = false;
-        else if (this.#count > 0 && short) this.#holdShort(due - NATIVE_SHORT_MS, now);
+        if (queued === 0 && due <= now) this.#running = false;
+        else if (queued > 0 && short) this.#holdShort(due - NATIVE_SHORT_MS, now);
         break;
       }
       this.#header(this.#headerViews[k]!);
@@ -789,12 +746,12 @@ export class RtpBackend implements Backend {
       k++;
       if (k === 1 && first === 0) {
         // a stream's first packet: to the thread at once, it is due NATIVE_START_MS from the anchor
-        handed = native.enqueue(this.#ring, this.#headers, meta, 0, 1);
+        handed = native.enqueue(this.#ring.buf, this.#headers, meta, 0, 1);
         if (handed < 1) break;
       }
     }
     if (k > handed) {
-      const took = native.enqueue(this.#ring, this.#headers, meta, handed, k - handed);
+      const took = native.enqueue(this.#ring.buf, this.#headers, meta, handed, k - handed);
       if (took < k - handed) this.log.warn({ took, k: k - handed }, 'the native sender refused packets (closed?)');
     }
     if (!this.#running && this.#timer) this.#stop();
