@@ -5,6 +5,7 @@ import plugin, {
   type AlsaOptions,
   type TestBinding,
 } from '../src/index.js';
+import type { NativeStreamOptions } from '../src/binding.js';
 import { RealClock, type SampleFormat } from '@speakerd/plugin-sdk';
 import {
   MemoryLogger,
