@@ -251,7 +251,7 @@ describe('rtp native sender', () => {
     // the last compound packet is SR + SDES + BYE (it sent within the last two intervals), and the SR counts
     // exactly what was sent (SR octet 20: sender's packet count), the packets the thread still held not among them
     expect(last[1], 'the BYE packet opens with a sender report').toBe(200);
-    expect(last[0] >> 6, 'RTP version 2').toBe(2);
+    expect(last[0]! >> 6, 'RTP version 2').toBe(2);
     expect(last.readUInt32BE(4), "the SR's SSRC is the stream's").toBe(rx.rtp[0]!.ssrc);
     expect(last.readUInt32BE(20)).toBe(n);
     // octet count: the payload bytes of the packets sent (header excluded, RFC 3550 6.4.1)
