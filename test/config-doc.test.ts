@@ -25,7 +25,8 @@ describe('docs/configuration.md', () => {
     const schema = JSON.parse(readFileSync(SCHEMA_FILE, 'utf8')) as { properties: Record<string, any> };
     const keys: string[] = [];
     for (const [k, s] of Object.entries(schema.properties)) {
-      if (['alsa', 'command', 'rtp', 'snapcast'].includes(k)) for (const sub of Object.keys(s.properties)) keys.push(`${k}.${sub}`);
+      if (['alsa', 'command', 'rtp', 'snapcast'].includes(k))
+        for (const sub of Object.keys(s.properties)) keys.push(`${k}.${sub}`);
       else keys.push(k);
     }
     for (const key of keys) {
