@@ -609,8 +609,7 @@ export class RtpBackend implements Backend {
     this.#packets++;
     this.#octets += bytes;
     this.#lastSentMs = now;
-    if (this.#output.state === 'lost' && now - this.#lastErrorMs > RECOVER_MS && this.#output.ok('sending works again'))
-      this.log.info('sending works again');
+    this.#sendingWorks(now);
   }
 
   // =================================================================== native sender
@@ -691,12 +690,7 @@ export class RtpBackend implements Backend {
     const sent = st[STAT.sentPackets]!;
     if (sent > this.#sentSeen) {
       this.#sentSeen = sent;
-      if (
-        this.#output.state === 'lost' &&
-        now - this.#lastErrorMs > RECOVER_MS &&
-        this.#output.ok('sending works again')
-      )
-        this.log.info('sending works again');
+      this.#sendingWorks(now);
     }
     let first = -1;
     if (this.#startPending) {
@@ -769,6 +763,12 @@ export class RtpBackend implements Backend {
    * An RTCP report or a SAP announcement was not sent. Logged (once a minute, with a count), never a change of
    * `backendState`: the audio goes out on the RTP sockets, whose errors alone say whether the output works.
    */
+  /** A packet went out at `now` (either sender): `ok` again once RECOVER_MS have passed since the last error. */
+  #sendingWorks(now: number): void {
+    if (this.#output.state === 'lost' && now - this.#lastErrorMs > RECOVER_MS && this.#output.ok('sending works again'))
+      this.log.info('sending works again');
+  }
+
   #controlFailed(err: Error, dest: Destination, what: 'rtcp' | 'sap'): void {
     if (this.#closed) return;
     const { log, suppressed } = this.#controlLog.shouldLog();
