@@ -26,6 +26,7 @@ import type { RtpOptions } from './options.js';
 import { IP_UDP_OVERHEAD, RTP_HEADER, framesPerPacket, payloadFor, type Payload } from './payload.js';
 import { RtcpReporter, type RtcpSession } from './rtcp-reporter.js';
 import { Announcer } from './announce.js';
+import { PacketPool, type PoolEntry } from './packet-pool.js';
 import { FrameRing } from './ring.js';
 import { Timeline } from './timeline.js';
 import { Recipients } from './recipients.js';
@@ -58,8 +59,6 @@ export const CONTROL_LOG_MS = 60_000;
 const PLUGIN = 'rtp';
 /** The host is asked to top up the queue once this many packets' worth of room is free (fewer host fills). */
 const FILL_PACKETS = 4;
-/** Packet buffers kept at most (16 normally; more only while the kernel holds sends back). */
-const MAX_POOL = 256;
 const NTP_OFFSET_S = 2_208_988_800;
 
 /**
@@ -99,13 +98,6 @@ function isRealClock(clock: Clock): boolean {
   return clock.constructor?.name === 'RealClock' && Math.abs(clock.now() - performance.now()) < 5;
 }
 
-interface PoolEntry {
-  buf: Buffer;
-  /** Sends of this buffer that have not completed (the kernel may still read it). */
-  pending: number;
-  done: (err: Error | null) => void;
-}
-
 /**
  * The `rtp` backend: L16/L24 over RTP/UDP (RFC 3550, RFC 3551), paced on the injected monotonic clock, with an
  * SDP file, RTCP sender reports and BYE, optional SAP announcements, and recipients added at run time.
@@ -141,8 +133,7 @@ export class RtpBackend implements Backend {
   readonly #ring = new FrameRing();
   /** Channel order on the wire (channel-order.ts): an fmtp name to announce, a reordering of the host's frames. */
   #wire: WireOrder = { channelOrder: undefined, map: undefined };
-  #pool: PoolEntry[] = [];
-  #poolNext = 0;
+  readonly #pool = new PacketPool((err) => this.#sendFailed(err, undefined));
   #silence: Buffer = Buffer.alloc(0);
 
   // ------------------------------------------------------------------ timeline
@@ -491,9 +482,7 @@ export class RtpBackend implements Backend {
     }
     this.#ring.configure(capacity, this.#bpf);
     const size = RTP_HEADER + n * this.#bpf;
-    this.#pool = [];
-    for (let i = 0; i < 16; i++) this.#pool.push(this.#poolEntry(size));
-    this.#poolNext = 0;
+    this.#pool.configure(size);
     this.#silence = Buffer.alloc(n * this.#bpf);
     this.#announcer.describe({
       payload,
@@ -501,18 +490,6 @@ export class RtpBackend implements Backend {
       ptimeMs: (this.#framesPerPacket * 1000) / format.rate,
       channelOrder: this.#wire.channelOrder,
     });
-  }
-
-  #poolEntry(size: number): PoolEntry {
-    const entry: PoolEntry = {
-      buf: Buffer.alloc(size),
-      pending: 0,
-      done: (err) => {
-        entry.pending--;
-        if (err) this.#sendFailed(err, undefined);
-      },
-    };
-    return entry;
   }
 
   // =================================================================== pacing
@@ -566,20 +543,8 @@ export class RtpBackend implements Backend {
     else if (!this.#running) this.events.wake();
   };
 
-  #nextEntry(size: number): PoolEntry {
-    let e = this.#pool[this.#poolNext]!;
-    if (e.pending > 0 && this.#pool.length < MAX_POOL) {
-      // the kernel has not taken this one yet (a send queued in libuv): never overwrite it
-      e = this.#poolEntry(size);
-      this.#pool.splice(this.#poolNext, 0, e);
-    }
-    this.#poolNext = (this.#poolNext + 1) % this.#pool.length;
-    return e;
-  }
-
   #sendPacket(frames: number, now: number): void {
-    const bpf = this.#bpf;
-    const e = this.#nextEntry(RTP_HEADER + this.#framesPerPacket * bpf);
+    const e = this.#pool.next();
     const buf = e.buf;
     this.#header(buf);
     this.#ring.take(buf, RTP_HEADER, frames);
@@ -588,7 +553,7 @@ export class RtpBackend implements Backend {
 
   #sendSilence(now: number): void {
     const n = this.#framesPerPacket;
-    const e = this.#nextEntry(RTP_HEADER + n * this.#bpf);
+    const e = this.#pool.next();
     this.#header(e.buf);
     this.#silence.copy(e.buf, RTP_HEADER);
     this.#emit(e, n, now);
