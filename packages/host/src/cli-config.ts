@@ -1,5 +1,5 @@
 import { ErrorCodes, isSpeakerdError } from '@speakerd/plugin-sdk';
-import type { GlobalOptions } from './cli.js';
+import type { GlobalOptions } from './cli-options.js';
 import { EXIT_CONFIG, EXIT_FAILURE, fail } from './cli-exit.js';
 import { ConfigError, loadConfig, type ResolvedConfig } from './config.js';
 

@@ -1,6 +1,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, ExitError, fail } from './cli-exit.js';
 import { LOG_LEVELS, type LogLevel } from './log-levels.js';
+import type { GlobalOptions } from './cli-options.js';
 import { VERSION } from './version.js';
 
 // The CLI's definition loads only commander and the three small modules above: `--help` and `--version` cost little
@@ -8,11 +9,7 @@ import { VERSION } from './version.js';
 
 export { EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, ExitError };
 
-export interface GlobalOptions {
-  config?: string;
-  allowRoot?: boolean;
-  logLevel: LogLevel;
-}
+export type { GlobalOptions } from './cli-options.js';
 
 function parseLevel(value: string): LogLevel {
   if (!(LOG_LEVELS as readonly string[]).includes(value))

@@ -1,5 +1,5 @@
 import { Engine } from './engine.js';
-import type { GlobalOptions } from './cli.js';
+import type { GlobalOptions } from './cli-options.js';
 import { failWith, loadOrFail, refuseRoot } from './cli-config.js';
 import { EXIT_FAILURE, EXIT_OK } from './cli-exit.js';
 import { configSource } from './config.js';

@@ -6,7 +6,7 @@ import { emitKeypressEvents } from 'node:readline';
 import cliProgress from 'cli-progress';
 import { execa } from 'execa';
 import { bytesPerFrame, LineSplitter } from '@speakerd/plugin-sdk';
-import type { GlobalOptions } from './cli.js';
+import type { GlobalOptions } from './cli-options.js';
 import { loadOrFail, refuseRoot } from './cli-config.js';
 import { EXIT_CONFIG, EXIT_FAILURE, EXIT_OK } from './cli-exit.js';
 import { parseWavHeader } from './decoders/wav.js';
