@@ -125,8 +125,10 @@ describe('errors a person understands', () => {
       bin: join(root, 'packages', 'host', 'bin', 'speakerd.js'),
     });
     expect(r.stderr).not.toContain('is not installed next to speakerd');
-    expect(r.code).toBe(0);
-    expect(readFileSync(out).length).toBeGreaterThan(DEMO_TRACKS.length * demoPcm(DEMO_TRACKS[0].tones).length);
+    expect(r.code, r.stderr).toBe(0);
+    expect(readFileSync(out).length, r.stderr).toBeGreaterThan(
+      DEMO_TRACKS.length * demoPcm(DEMO_TRACKS[0].tones).length,
+    );
   });
 
   it('NO_COLOR turns colours off, FORCE_COLOR on', () => {
@@ -230,6 +232,42 @@ describe('speakerd demo (npm start)', () => {
     expect(lead).toBeLessThan(44100 * 4 * 0.5);
     expect(got.subarray(0, lead).every((b) => b === 0)).toBe(true);
     expect(Buffer.compare(got.subarray(lead), expected)).toBe(0);
+  });
+
+  it('a decoder that starts late leaves a gap (the output goes idle): --output file: holds every chord and nothing from before', async () => {
+    if (!haveTool('ffmpeg', ['ffmpeg', '-version'])) return;
+    const d = dir();
+    // the real ffmpeg, started 4 s late for the third track: the second ends before the third arrives, so the
+    // output goes idle in between (a command that was ended at idle and started again with `cat >` emptied the file)
+    const bin = join(d, 'bin');
+    mkdirSync(bin);
+    const real = execFileSync('sh', ['-c', 'command -v ffmpeg'], { encoding: 'utf8' }).trim();
+    writeFileSync(join(bin, 'ffmpeg'), `#!/bin/sh\ncase "$*" in *3-g-major*) sleep 4 ;; esac\nexec ${real} "$@"\n`, {
+      mode: 0o755,
+    });
+    const out = join(d, 'demo.raw');
+    writeFileSync(out, 'what was in the file before');
+    const r = await runSpeakerd(['demo', '--allow-root', '--output', `file:${out}`], {
+      cwd: d,
+      env: { ...env(d), PATH: `${bin}:${process.env.PATH}` },
+      timeoutMs: 40_000,
+    });
+    expect(r.code, r.stderr).toBe(0);
+    const got = readFileSync(out);
+    const chords = DEMO_TRACKS.map((t) => demoPcm(t.tones));
+    // silence may lead each run of the command; the chords follow in order, each to its last byte
+    let at = 0;
+    for (const [i, c] of chords.entries()) {
+      const found = got.indexOf(c.subarray(0, 4096), at);
+      expect(found, `chord ${i + 1} not found after byte ${at}`).toBeGreaterThanOrEqual(0);
+      expect(
+        got.subarray(at, found).every((b) => b === 0),
+        `only silence before chord ${i + 1}`,
+      ).toBe(true);
+      expect(Buffer.compare(got.subarray(found, found + c.length), c)).toBe(0);
+      at = found + c.length;
+    }
+    expect(at).toBe(got.length);
   });
 
   it('with no sound card, auto falls back to RTP, prints how to listen, and an ffmpeg receiver gets the chords', async () => {

@@ -1,4 +1,13 @@
-import { accessSync, closeSync, constants, createReadStream, openSync, readSync, statSync } from 'node:fs';
+import {
+  accessSync,
+  closeSync,
+  constants,
+  createReadStream,
+  openSync,
+  readSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { basename, resolve as resolvePath } from 'node:path';
 import { PassThrough, Writable } from 'node:stream';
@@ -73,7 +82,9 @@ export function outputOverrides(opts: { backend?: string; output?: string }): Re
         need('a path') || {
           ...over,
           backend: 'command',
-          command: { run: `cat > ${shellQuote(resolvePath(value))}` },
+          // appended to, and kept running while idle: the command is started again after a gap, a format
+          // change or a failure, and `>` would empty the file each time. runPlay empties it once, at the start.
+          command: { run: `cat >> ${shellQuote(resolvePath(value))}`, keepRunning: true },
         }
       );
     case 'rtp': {
@@ -89,6 +100,12 @@ export function outputOverrides(opts: { backend?: string; output?: string }): Re
     default:
       return `--output: expected alsa:DEVICE, command:CMD, file:PATH, rtp:HOST[:PORT] or auto, got "${out}"`;
   }
+}
+
+/** The file `--output file:PATH` writes to (absolute), if that is the output. */
+export function outputFile(opts: { output?: string }): string | undefined {
+  const out = opts.output;
+  return out?.startsWith('file:') && out.length > 5 ? resolvePath(out.slice(5)) : undefined;
 }
 
 /** Is `cmd` on the PATH? */
@@ -225,6 +242,16 @@ export async function runPlay(files: string[], opts: PlayOptions): Promise<numbe
   if (items.length === 0) return EXIT_CONFIG;
 
   const config = await loadOrFail(opts, over);
+  const outFile = outputFile(opts);
+  if (outFile !== undefined) {
+    // the run's audio and nothing else: emptied once here (the command appends)
+    try {
+      writeFileSync(outFile, '');
+    } catch (err) {
+      say0(`--output file: cannot write ${outFile}: ${(err as Error).message}`);
+      return EXIT_FAILURE;
+    }
+  }
   const tty = process.stderr.isTTY === true;
   const multibar = tty
     ? new cliProgress.MultiBar(
