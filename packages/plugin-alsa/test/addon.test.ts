@@ -168,18 +168,18 @@ const worker = (how: 'exit' | 'terminate') => `
       s.open();
       const chunk = new Uint8Array(4 * 2048);
       let n = 0;
+      // writing on until the parent has counted the writer threads: then it exits (or is terminated) mid-stream
+      parentPort.on('message', () => process.exit(0));
       setInterval(() => {
         s.write(chunk);
-        if (++n === 20) {
-          parentPort.postMessage(s.info().framesWritten);
-          if ('${how}' === 'exit') process.exit(0);
-        }
+        if (++n === 20) parentPort.postMessage(s.info().framesWritten);
       }, 2);
     \`, { eval: true });
     w.on('message', (frames) => {
       written += frames > 0 ? 1 : 0;
       seen = Math.max(seen, writers());
       if ('${how}' === 'terminate') w.terminate();
+      else w.postMessage('exit');
     });
     w.on('error', reject);
     w.on('exit', () => { left += writers(); resolve(); });
