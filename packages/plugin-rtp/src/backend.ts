@@ -172,6 +172,8 @@ export class RtpBackend implements Backend {
   #meta = new Float64Array(0);
   /** Native path: started, not yet anchored; the next hand-over anchors the stream (NATIVE_START_MS ahead). */
   #startPending = false;
+  /** The sender stopped because the frames ran out while playing: see Timeline.restart. */
+  #dry = false;
   readonly #stats = new Float64Array(STAT.length);
   /** delay()'s own scratch for the thread's counters (a query leaves the pump's and RTCP's reading alone). */
   readonly #delayStats = new Float64Array(STAT.length);
@@ -494,9 +496,11 @@ export class RtpBackend implements Backend {
 
   // =================================================================== pacing
 
-  /** Start sending (after activate, resume, or a dry spell): the timestamp moves on by the time that passed. */
+  /**
+   * Start sending (after activate, resume, or a dry spell): a new talkspurt with the timestamp moved on by the time
+   * that passed, unless the stream ran dry and is back within catchUpMs (Timeline.restart).
+   */
   #start(): void {
-    this.#timeline.markNext = true;
     this.#running = true;
     if (this.#native) {
       // native: anchored by the hand-over that carries the first packet (#pump), not here at the fill's first write
@@ -504,11 +508,14 @@ export class RtpBackend implements Backend {
       return;
     }
     const now = this.clock.now();
-    this.#timeline.anchor(now);
+    this.#timeline.restart(now, this.#dry, this.opts.catchUpMs);
+    this.#dry = false;
     this.#schedule(this.#timeline.deadline(), now);
   }
 
-  #stop(): void {
+  /** Stop sending; `dry`: because the frames ran out while playing (not a pause, idle or close). */
+  #stop(dry = false): void {
+    this.#dry = dry;
     this.#running = false;
     this.#startPending = false;
     if (this.#timer) this.clock.clearTimeout(this.#timer);
@@ -533,7 +540,9 @@ export class RtpBackend implements Backend {
       if (this.#ring.count > 0) this.#sendPacket(Math.min(n, this.#ring.count), now);
       else if (this.#paused && this.opts.pauseMode === 'silence') this.#sendSilence(now);
       else {
-        this.#running = false; // dry: the next write starts a new talkspurt
+        // dry: the next write goes on (caught up) or starts a new talkspurt (Timeline.restart)
+        this.#running = false;
+        this.#dry = true;
         break;
       }
       sent = true;
@@ -662,7 +671,8 @@ export class RtpBackend implements Backend {
       if (this.#ring.count === 0 && !(this.#paused && this.opts.pauseMode === 'silence')) return; // nothing to start with
       this.#startPending = false;
       now = this.clock.now();
-      this.#timeline.anchor(now + NATIVE_START_MS);
+      this.#timeline.restart(now + NATIVE_START_MS, this.#dry, this.opts.catchUpMs);
+      this.#dry = false;
       first = 0;
     }
     const room = Math.min(st[STAT.freeSlots]!, this.#slots);
@@ -693,8 +703,10 @@ export class RtpBackend implements Backend {
         meta[m + 3] = 0;
       } else {
         // nothing (or a short packet that can wait): dry once the thread has sent everything up to now
-        if (queued === 0 && due <= now) this.#running = false;
-        else if (queued > 0 && short) this.#holdShort(due - NATIVE_SHORT_MS, now);
+        if (queued === 0 && due <= now) {
+          this.#running = false;
+          this.#dry = true;
+        } else if (queued > 0 && short) this.#holdShort(due - NATIVE_SHORT_MS, now);
         break;
       }
       this.#header(this.#headerViews[k]!);
@@ -713,7 +725,7 @@ export class RtpBackend implements Backend {
       const took = native.enqueue(this.#ring.buf, this.#headers, meta, handed, k - handed);
       if (took < k - handed) this.log.warn({ took, k: k - handed }, 'the native sender refused packets (closed?)');
     }
-    if (!this.#running && this.#timer) this.#stop();
+    if (!this.#running && this.#timer) this.#stop(this.#dry);
   }
 
   /** A report from the thread: `count` sends failed since the last one, the last with `code`. */

@@ -50,6 +50,19 @@ export class Timeline {
   }
 
   /**
+   * The stream starts again at `at`: after activate, a pause, or (`dry`) a sender that ran out of frames while
+   * playing. A dry spell that ends within `catchUpMs` of the schedule is a stall like any other — the host's fill
+   * came late (a timer that fired late drains the ring before the fill it asked for can run) — and is caught up:
+   * the same schedule, its packets due at once, no marker, no gap in the timestamps. Otherwise a new talkspurt:
+   * the marker, and the timestamp moved on by the time that passed.
+   */
+  restart(at: number, dry: boolean, catchUpMs: number): void {
+    if (this.#anchored && dry && at - this.deadline() <= catchUpMs) return;
+    this.anchor(at);
+    this.markNext = true;
+  }
+
+  /**
    * When the next packet is due, seen at `now`. After a stall longer than `catchUpMs` (a blocked event loop, a
    * suspended machine, a clock jump) the schedule moves to now: the timestamp skips the frames real time
    * consumed, the packet carries the marker, and it is due now; never a burst to catch up. A shorter stall is

@@ -48,4 +48,21 @@ describe('Timeline: the one catch-up and marker rule of both senders', () => {
     expect(t.cursor).toBe(400);
     expect(t.deadline()).toBe(500);
   });
+
+  it('restart: a dry spell back within catchUpMs keeps the schedule and no marker; a longer one, or a pause, starts a talkspurt', () => {
+    const t = make();
+    t.advance(10); // ends at 110
+    t.restart(150, true, 50); // dry, back 40 ms late: caught up
+    expect(t.markNext).toBe(false);
+    expect(t.cursor).toBe(10);
+    expect(t.due(150, 50)).toBe(110);
+    t.advance(10); // ends at 120
+    t.restart(171, true, 50); // dry, 51 ms: a new talkspurt, the timestamp skips the 51 frames
+    expect(t.markNext).toBe(true);
+    expect(t.cursor).toBe(71);
+    t.advance(10); // ends at 181
+    t.restart(190, false, 50); // after a pause: a talkspurt however short
+    expect(t.markNext).toBe(true);
+    expect(t.cursor).toBe(90);
+  });
 });
