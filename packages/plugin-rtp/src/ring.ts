@@ -8,6 +8,12 @@ import { reorderInto } from './channel-order.js';
 export class FrameRing {
   /** The ring's bytes (the native thread reads a packet's payload from here). */
   buf: Buffer = Buffer.alloc(0);
+  /**
+   * Payload bytes copied so far, by copy: into the ring (the host's write, with the wire's byte and channel order),
+   * out of it by JS (`take`, into the JS sender's packet), out of it by the native thread (`span`s handed to it).
+   * Each byte the wire carries is copied twice: in, and out by one of the two.
+   */
+  readonly copied = { in: 0, out: 0, thread: 0 };
   #frames = 0;
   #bpf = 4;
   #head = 0;
@@ -54,6 +60,7 @@ export class FrameRing {
     this.#put(first === frames ? data.subarray(0, frames * bpf) : data.subarray(0, first * bpf), tail * bpf, map);
     if (first < frames) this.#put(data.subarray(first * bpf, frames * bpf), 0, map);
     this.#count += frames;
+    this.copied.in += frames * bpf;
     return frames;
   }
 
@@ -63,6 +70,7 @@ export class FrameRing {
     const first = Math.min(frames, this.#frames - this.#head);
     this.buf.copy(dst, at, this.#head * bpf, (this.#head + first) * bpf);
     if (first < frames) this.buf.copy(dst, at + first * bpf, 0, (frames - first) * bpf);
+    this.copied.out += frames * bpf;
     this.#consume(frames);
   }
 
@@ -78,6 +86,7 @@ export class FrameRing {
     out[i] = off;
     out[i + 1] = len1;
     out[i + 2] = bytes - len1;
+    this.copied.thread += bytes;
     this.#consume(frames);
   }
 

@@ -6,9 +6,7 @@ import { machineAddress } from './transport.js';
 /** What the reporter reads of the session and how it sends. */
 export interface RtcpSession {
   readonly ssrc: number;
-  /** Bring the counts up to date (the native thread's counts of packets actually sent). */
-  sync(): void;
-  /** Packets and payload octets sent, when the last one went (clock ms). */
+  /** Packets and payload octets sent, when the last one went (clock ms): up to date (the native thread's are read). */
   sent(): { packets: number; octets: number; lastSentMs: number };
   /** The RTP timestamp (64-bit count) for the clock instant `now`; undefined before a format is configured. */
   timestampAt(now: number): number | undefined;
@@ -83,7 +81,6 @@ export class RtcpReporter {
   /** The compound packet in #buf: SR (or an empty RR once we have stopped sending) + SDES, + BYE. */
   #build(bye: Buffer | undefined): number {
     const s = this.session;
-    s.sync();
     const buf = this.#buf;
     const now = this.clock.now();
     const sent = s.sent();
@@ -106,7 +103,6 @@ export class RtcpReporter {
 
   #schedule(): void {
     const s = this.session;
-    s.sync();
     const ms = rtcpIntervalMs({
       members: 1 + Math.max(0, s.recipients()),
       senders: 1,

@@ -560,3 +560,28 @@ describe('native sender entry points', () => {
     expect(sender.removeRecipient(12345)).toBe(false);
   });
 });
+
+describe('payload copies per packet (the ring holds the only copy between the host and the wire)', () => {
+  for (const native of [false, true])
+    it(`${native ? 'native thread' : 'JS timers'}: each payload byte is copied twice, into the ring and out of it once`, async () => {
+      if (native && !haveNative()) return;
+      const rx = await Receiver.open();
+      cleanups.push(() => rx.close());
+      const h = await setup({ port: rx.port, native });
+      expect(h.backend.sender.path).toBe(native ? 'native' : 'js');
+      await h.backend.activate(h.format);
+      const pcm = pattern(44100 * 4, 7); // 1 s in 4096-frame chunks
+      const hst = host(h, pcm);
+      hst.fill();
+      await until(hst.done);
+      await rx.settle();
+      checkStream(rx, pcm, [0]);
+      const sent = rx.rtp.reduce((n, p) => n + p.payload.length, 0);
+      expect(sent).toBe(pcm.length);
+      const c = h.backend.copies;
+      // in: the host's write; out of the ring by exactly one of the two (JS into its packet, or the thread into
+      // its slot, straight from the ring: no stage in between)
+      expect(c).toEqual(native ? { in: sent, out: 0, thread: sent } : { in: sent, out: sent, thread: 0 });
+      expect(c.in + c.out + c.thread).toBe(2 * sent);
+    });
+});

@@ -262,6 +262,24 @@ describe('RTP on the wire (real UDP on 127.0.0.1, virtual clock)', () => {
       const err = await Promise.resolve(add({ type: 'rtp.add-recipient', ...bad })).catch((e: unknown) => e);
       expect(isSpeakerdError(err) && err.code === 'bad-command').toBe(true);
     }
+    // values described, never printed whole: a 10,000-deep array, a long string
+    let deep: unknown = [];
+    for (let i = 0; i < 10_000; i++) deep = [deep];
+    for (const [bad, says] of [
+      [{ address: deep, port: 5004 }, 'address: expected a host name or IP address, got an array of 1'],
+      [
+        { address: '127.0.0.1', port: deep },
+        'port: expected an integer 1..65534 (RTCP uses port + 1), got an array of 1',
+      ],
+      [
+        { address: 'x'.repeat(300), port: 5004 },
+        `address: expected a host name or IP address, got "${'x'.repeat(40)}…"`,
+      ],
+    ] as const) {
+      const err = await Promise.resolve(add({ type: 'rtp.add-recipient', ...bad })).catch((e: unknown) => e);
+      expect(isSpeakerdError(err) && err.code === 'bad-command', String(err)).toBe(true);
+      expect((err as Error).message).toBe(says);
+    }
     const err = await Promise.resolve(remove({ type: 'rtp.remove-recipient', address: '127.0.0.1', port: 9 })).catch(
       (e: unknown) => e,
     );
