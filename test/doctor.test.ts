@@ -1,10 +1,11 @@
 // End-to-end: `speakerd doctor` (and what `speakerd plugins` says about each backend's device), the built binary.
-import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createSocket } from 'node:dgram';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadBinding } from '../packages/plugin-alsa/src/binding.js';
-import { runSpeakerd, tempDir } from './helpers/cli.js';
+import { REPO, runSpeakerd, tempDir } from './helpers/cli.js';
 import { haveCapability } from './helpers/tools.js';
 
 const alsa = haveCapability('ALSA', loadBinding().binding !== undefined, loadBinding().why ?? '');
@@ -36,8 +37,8 @@ async function freeRtpPort(): Promise<number> {
   }
 }
 
-async function doctor(file: string, extra: string[] = [], env: NodeJS.ProcessEnv = {}) {
-  const r = await runSpeakerd(['doctor', '--allow-root', '--config', file, ...extra], { env, timeoutMs: 20000 });
+async function doctor(file: string, extra: string[] = [], env: NodeJS.ProcessEnv = {}, bin?: string) {
+  const r = await runSpeakerd(['doctor', '--allow-root', '--config', file, ...extra], { env, timeoutMs: 20000, bin });
   const lines = r.stdout.trim().split('\n');
   const line = (name: string) => lines.find((l) => new RegExp(`^(ok|warn|fail) +${name}: `).test(l));
   return { ...r, lines, line };
@@ -170,5 +171,37 @@ describe('speakerd doctor', () => {
       'rtp port',
       'loopback',
     ]);
+  });
+
+  it("a checkout whose addons were never built: the plugins' own reason and fix on each line, and rtp falls back", async () => {
+    const port = await freeRtpPort();
+    const { dir, file } = setup({ backend: 'rtp', rtp: { destination: '127.0.0.1', port } });
+    // a copy of the checkout by hard links, without the two addons (what `npm ci --ignore-scripts` leaves)
+    const root = join(dir, 'checkout');
+    mkdirSync(root);
+    for (const part of ['package.json', 'node_modules', 'packages'])
+      execFileSync('cp', ['-al', join(REPO, part), join(root, part)]);
+    for (const p of ['plugin-alsa', 'plugin-rtp'])
+      rmSync(join(root, 'packages', p, 'build'), { recursive: true, force: true });
+    const r = await doctor(file, [], {}, join(root, 'packages', 'host', 'bin', 'speakerd.js'));
+    const alsaNode = join(root, 'packages', 'plugin-alsa', 'build', 'Release', 'speakerd_alsa.node');
+    const rtpNode = join(root, 'packages', 'plugin-rtp', 'build', 'Release', 'speakerd_rtp.node');
+    const compiler = 'install a C++ compiler, make and python3 (apt-get install g++ make python3)';
+    expect(r.line('alsa addon'), r.stdout).toBe(
+      `warn alsa addon: the native addon is not built (${alsaNode} is missing) — ${compiler}, then run "npm rebuild @speakerd/plugin-alsa"`,
+    );
+    expect(r.line('libasound')).toBe(
+      'warn libasound: not checked: the alsa addon loads it — make the alsa addon load first (above)',
+    );
+    expect(r.line('rtp addon')).toBe(
+      `warn rtp addon: the native addon is not built (${rtpNode} is missing); rtp sends from JavaScript timers ` +
+        `instead (less even packet timing) — ${compiler}, then run "npm rebuild @speakerd/plugin-rtp"`,
+    );
+    // the rtp backend plays without it: no fail line, exit 0
+    expect(
+      r.lines.filter((l) => l.startsWith('fail')),
+      r.stdout,
+    ).toEqual([]);
+    expect(r.code).toBe(0);
   });
 });

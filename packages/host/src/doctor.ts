@@ -85,13 +85,20 @@ async function checkConfig(
 
 // ------------------------------------------------------------------ addons and libraries
 
+/** Why an addon is unavailable, as the SDK's loadAddon() puts it: the whole message and its two halves. */
+interface AddonWhy {
+  why?: string;
+  problem?: string;
+  fix?: string;
+}
 interface AlsaModule {
   ADDON_PATH?: string;
-  loadBinding?: () => { why?: string };
+  /** `part`: whether the addon itself failed or libasound, which it loads. */
+  loadBinding?: () => AddonWhy & { part?: 'addon' | 'libasound' };
 }
 interface RtpModule {
   ADDON_PATH?: string;
-  loadNative?: () => { why?: string };
+  loadNative?: () => AddonWhy;
 }
 
 async function builtin(name: string, config: ResolvedConfig | undefined, dir: string): Promise<LoadedPlugin> {
@@ -115,33 +122,16 @@ async function checkAlsa(config: ResolvedConfig | undefined, dir: string, needed
       bad('alsa addon', `the alsa plugin does not load: ${message(err)}`, 'run "npm ci" in the speakerd checkout'),
     ];
   }
-  const rebuild =
-    'install g++, make and python3 (apt-get install g++ make python3), then run "npm rebuild @speakerd/plugin-alsa"';
   const path = mod.ADDON_PATH ?? '(unknown)';
-  const why = mod.loadBinding?.().why;
-  if (!existsSync(path))
+  // the plugin's own words (loadAddon's): what is wrong, and what to do
+  const r = mod.loadBinding?.() ?? {};
+  if (r.why && r.part !== 'libasound')
     return [
-      bad('alsa addon', `not built (${path} is missing)`, rebuild),
-      bad('libasound', 'not checked: the alsa addon loads it', 'build the alsa addon first (above)'),
-    ];
-  if (why && !/^libasound\.so\.2 cannot be loaded/.test(why))
-    return [
-      bad(
-        'alsa addon',
-        `built but ${why.replace(/^the native addon /, 'it ')}`,
-        'run "npm rebuild @speakerd/plugin-alsa"',
-      ),
-      bad('libasound', 'not checked: the alsa addon does not load', 'rebuild the alsa addon first (above)'),
+      bad('alsa addon', r.problem ?? r.why, r.fix ?? 'run "npm ci" in the speakerd checkout'),
+      bad('libasound', 'not checked: the alsa addon loads it', 'make the alsa addon load first (above)'),
     ];
   const checks = [ok('alsa addon', `built (${path})`)];
-  if (why)
-    checks.push(
-      bad(
-        'libasound',
-        why.replace(/: install the ALSA library.*$/, ''),
-        'install the ALSA library: apt-get install libasound2 (alsa-lib on other distributions)',
-      ),
-    );
+  if (r.why) checks.push(bad('libasound', r.problem ?? r.why, r.fix ?? 'install the ALSA library'));
   else checks.push(ok('libasound', 'libasound.so.2 loads'));
   return checks;
 }
@@ -154,12 +144,12 @@ async function checkRtpAddon(config: ResolvedConfig | undefined, dir: string): P
   } catch (err) {
     return warn('rtp addon', `the rtp plugin does not load: ${message(err)}`, 'run "npm ci" in the speakerd checkout');
   }
-  const why = mod.loadNative?.().why;
-  if (!why) return ok('rtp addon', `built (${mod.ADDON_PATH ?? 'native sender'})`);
+  const r = mod.loadNative?.() ?? {};
+  if (!r.why) return ok('rtp addon', `built (${mod.ADDON_PATH ?? 'native sender'})`);
   return warn(
     'rtp addon',
-    `${why.replace(/: (install|run) .*$/, '')}; rtp sends from JavaScript timers instead (less even packet timing)`,
-    'install g++, make and python3 (apt-get install g++ make python3), then run "npm rebuild @speakerd/plugin-rtp"',
+    `${r.problem ?? r.why}; rtp sends from JavaScript timers instead (less even packet timing)`,
+    r.fix ?? 'nothing to do: the JavaScript sender works here',
   );
 }
 

@@ -1,6 +1,6 @@
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadAddon, type RealtimeOutcome } from '@speakerd/plugin-sdk';
+import { addonProblem, loadAddon, type RealtimeOutcome } from '@speakerd/plugin-sdk';
 
 /** Events the writer thread sends back (through a ThreadSafeFunction). */
 export type NativeEventType = 'open' | 'state' | 'room' | 'drained' | 'closed' | 'log' | 'xrun';
@@ -132,10 +132,18 @@ export const ADDON_PATH = join(packageDir, 'build', 'Release', 'speakerd_alsa.no
 /** The test addon, built beside it (binding.gyp): loaded instead when SPEAKERD_ALSA_TEST_HOOKS=1. */
 export const TEST_ADDON_PATH = join(packageDir, 'build', 'Release', 'speakerd_alsa_test.node');
 
-let cached: { binding?: Binding; why?: string } | undefined;
+/**
+ * The addon with libasound loaded, or why not: `why` (what is missing and how to get it, the whole message),
+ * its halves `problem` and `fix`, and which `part` failed (the addon itself, or libasound that it loads).
+ */
+export type LoadedBinding =
+  | { binding: Binding; why?: undefined; problem?: undefined; fix?: undefined; part?: undefined }
+  | { binding?: undefined; why: string; problem: string; fix?: string; part: 'addon' | 'libasound' };
+
+let cached: LoadedBinding | undefined;
 
 /** The addon with libasound loaded, or why not (a message saying what is missing and how to get it). */
-export function loadBinding(): { binding?: Binding; why?: string } {
+export function loadBinding(): LoadedBinding {
   if (cached) return cached;
   const test = process.env[TEST_HOOKS_ENV] === '1';
   const path = test ? TEST_ADDON_PATH : ADDON_PATH;
@@ -158,16 +166,18 @@ export function loadBinding(): { binding?: Binding; why?: string } {
                 : undefined,
   });
   if (!loaded.addon) {
-    cached = { why: loaded.why };
+    cached = { ...addonProblem(loaded.problem, loaded.fix), part: 'addon' };
     return cached;
   }
   const binding = loaded.addon;
   const problem = binding.load();
   if (problem) {
     cached = {
-      why:
-        `libasound.so.2 cannot be loaded (${problem}): install the ALSA library ` +
-        `(apt-get install libasound2, or alsa-lib on other distributions)`,
+      ...addonProblem(
+        `libasound.so.2 cannot be loaded (${problem})`,
+        'install the ALSA library (apt-get install libasound2, or alsa-lib on other distributions)',
+      ),
+      part: 'libasound',
     };
     return cached;
   }

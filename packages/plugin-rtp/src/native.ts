@@ -92,10 +92,15 @@ const packageDir = join(dirname(fileURLToPath(import.meta.url)), '..');
 /** Where `node-gyp rebuild` puts the addon. */
 export const ADDON_PATH = join(packageDir, 'build', 'Release', 'speakerd_rtp.node');
 
-let cached: { binding?: Binding; why?: string } | undefined;
+/** The native sender, or why it is unavailable (`why`, and its halves `problem` and `fix`: SDK loadAddon). */
+export type LoadedNative =
+  | { binding: Binding; why?: undefined; problem?: undefined; fix?: undefined }
+  | { binding?: undefined; why: string; problem: string; fix?: string };
+
+let cached: LoadedNative | undefined;
 
 /** The native sender, or why it is unavailable. */
-export function loadNative(): { binding?: Binding; why?: string } {
+export function loadNative(): LoadedNative {
   if (cached) return cached;
   const loaded = loadAddon<Binding>({
     packageName: '@speakerd/plugin-rtp',
@@ -111,6 +116,8 @@ export function loadNative(): { binding?: Binding; why?: string } {
             ? `abi ${String(b.abi)}, not ${NATIVE_ABI}`
             : undefined,
   });
-  cached = loaded.addon ? { binding: loaded.addon } : { why: loaded.why };
+  cached = loaded.addon
+    ? { binding: loaded.addon }
+    : { why: loaded.why, problem: loaded.problem, ...(loaded.fix === undefined ? {} : { fix: loaded.fix }) };
   return cached;
 }

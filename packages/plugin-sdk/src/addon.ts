@@ -16,8 +16,19 @@ export interface AddonSpec<T> {
   linuxOnly?: boolean;
 }
 
-/** A loaded addon, or why there is none: a message that says what is missing and how to get it. */
-export type AddonResult<T> = { addon: T; why?: undefined } | { addon?: undefined; why: string };
+/**
+ * A loaded addon, or why there is none: `why` is the whole message (`problem: fix`) a plugin's `unavailable()`
+ * returns; `problem` and `fix` are its two halves for a tool that shows them apart (`speakerd doctor`). There is
+ * no `fix` where nothing can be done (the addon is for another platform).
+ */
+export type AddonResult<T> =
+  | { addon: T; why?: undefined; problem?: undefined; fix?: undefined }
+  | { addon?: undefined; why: string; problem: string; fix?: string };
+
+/** A result with no addon: `problem`, and what to do about it. */
+export function addonProblem(problem: string, fix?: string): { why: string; problem: string; fix?: string } {
+  return fix === undefined ? { why: problem, problem } : { why: `${problem}: ${fix}`, problem, fix };
+}
 
 /**
  * Load a plugin's node-addon-api addon with messages a user can act on: not built (install a compiler and
@@ -28,20 +39,20 @@ export type AddonResult<T> = { addon: T; why?: undefined } | { addon?: undefined
 export function loadAddon<T>(spec: AddonSpec<T>): AddonResult<T> {
   const rebuild = `run "npm rebuild ${spec.packageName}"`;
   if (spec.linuxOnly && process.platform !== 'linux')
-    return { why: `the native addon is for Linux only (this is ${process.platform})` };
+    return addonProblem(`the native addon is for Linux only (this is ${process.platform})`);
   if (!existsSync(spec.path))
-    return {
-      why:
-        `the native addon is not built (${spec.path} is missing): install a C++ compiler, make and python3 ` +
-        `(apt-get install g++ make python3), then ${rebuild}`,
-    };
+    return addonProblem(
+      `the native addon is not built (${spec.path} is missing)`,
+      `install a C++ compiler, make and python3 (apt-get install g++ make python3), then ${rebuild}`,
+    );
   let addon: T;
   try {
     addon = createRequire(import.meta.url)(spec.path) as T;
   } catch (err) {
-    return {
-      why: `the native addon cannot be loaded (${err instanceof Error ? err.message : String(err)}): ${rebuild}`,
-    };
+    return addonProblem(
+      `the native addon cannot be loaded (${err instanceof Error ? err.message : String(err)})`,
+      rebuild,
+    );
   }
   let stale: string | undefined;
   try {
@@ -49,6 +60,6 @@ export function loadAddon<T>(spec: AddonSpec<T>): AddonResult<T> {
   } catch (err) {
     stale = err instanceof Error ? err.message : String(err);
   }
-  if (stale !== undefined) return { why: `the native addon is out of date (${stale}): ${rebuild}` };
+  if (stale !== undefined) return addonProblem(`the native addon is out of date (${stale})`, rebuild);
   return { addon };
 }

@@ -34,6 +34,9 @@ describe('loadAddon', () => {
       check: (a) => (a.abi === 2 ? undefined : `abi ${a.abi}, not 2`),
     });
     expect(old.why).toBe('the native addon is out of date (abi 1, not 2): run "npm rebuild p"');
+    // the two halves, for a tool that shows them apart
+    expect(old.problem).toBe('the native addon is out of date (abi 1, not 2)');
+    expect(old.fix).toBe('run "npm rebuild p"');
     const throwing = loadAddon<{ abi: number }>({
       packageName: 'p',
       path: mod,
@@ -54,9 +57,10 @@ describe('loadAddon', () => {
     const platform = Object.getOwnPropertyDescriptor(process, 'platform')!;
     Object.defineProperty(process, 'platform', { value: 'darwin' });
     try {
-      expect(loadAddon({ packageName: 'p', path: '/nowhere.node', linuxOnly: true }).why).toBe(
-        'the native addon is for Linux only (this is darwin)',
-      );
+      expect(loadAddon({ packageName: 'p', path: '/nowhere.node', linuxOnly: true })).toEqual({
+        why: 'the native addon is for Linux only (this is darwin)',
+        problem: 'the native addon is for Linux only (this is darwin)',
+      });
     } finally {
       Object.defineProperty(process, 'platform', platform);
     }
