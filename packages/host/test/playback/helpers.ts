@@ -62,22 +62,26 @@ export class RecordingBackend implements Backend {
   }
 }
 
+/** Take the last `bytes` bytes back out of a record of writes (what a flush drops: the newest audio). */
+export function dropTail(writes: { bytes: Buffer }[], bytes: number): void {
+  while (bytes > 0 && writes.length) {
+    const last = writes[writes.length - 1]!;
+    if (last.bytes.length <= bytes) {
+      writes.pop();
+      bytes -= last.bytes.length;
+    } else {
+      last.bytes = last.bytes.subarray(0, last.bytes.length - bytes);
+      bytes = 0;
+    }
+  }
+}
+
 /** A backend that can take audio back (like ALSA's drop, or a send queue). */
 export class FlushingBackend extends RecordingBackend {
   dropped = 0;
   flush() {
     const q = this.pacer.queued();
-    let bytes = q * FB;
-    while (bytes > 0 && this.writes.length) {
-      const last = this.writes[this.writes.length - 1]!;
-      if (last.bytes.length <= bytes) {
-        this.writes.pop();
-        bytes -= last.bytes.length;
-      } else {
-        last.bytes = last.bytes.subarray(0, last.bytes.length - bytes);
-        bytes = 0;
-      }
-    }
+    dropTail(this.writes, q * FB);
     this.dropped += q;
     this.pacer.start();
     return q;

@@ -15,7 +15,7 @@ import { BackendDriver } from '../../src/playback/driver.js';
 import { Player, type PlayerEvent } from '../../src/playback/player.js';
 import { Track } from '../../src/playback/track.js';
 import { Outbox, type Event } from '../../src/protocol/outbox.js';
-import { F, FB, OPTS } from './helpers.js';
+import { F, FB, OPTS, dropTail } from './helpers.js';
 
 /** The other input rate: tracks at it go through the resampler. */
 export const R: SampleFormat = { encoding: 's16le', rate: 11025, channels: 1 };
@@ -293,17 +293,7 @@ export class ScriptedFlushingBackend extends ScriptedBackend {
   }
   flush(): number {
     const q = this.pacer.queued();
-    let bytes = q * FB;
-    while (bytes > 0 && this.record.length > 0) {
-      const last = this.record[this.record.length - 1]!;
-      if (last.bytes.length <= bytes) {
-        this.record.pop();
-        bytes -= last.bytes.length;
-      } else {
-        last.bytes = last.bytes.subarray(0, last.bytes.length - bytes);
-        bytes = 0;
-      }
-    }
+    dropTail(this.record, q * FB);
     this.dropped += q;
     this.pacer.start();
     return q;
