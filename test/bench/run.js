@@ -14,6 +14,9 @@
 //   BENCH_FIRST_PLAYS (default max(3, BENCH_RUNS); 0: none)  plays of a buffered 2 s track, for "play -> first
 //     packet", on a speakerd with the native sender and one with the JS sender, in turn
 //
+//   BENCH_RTP (JSON, default {})  merged into speakerd's rtp section, e.g. '{"realtime":false}' (with
+//     BENCH_WRITE=0: a figure beside the defaults', not one for the doc)
+//
 // CI smoke run (checks the harness, not a time; exits non-zero when something failed):
 //   BENCH_SECONDS=2 BENCH_RUNS=1 BENCH_WRITE=0 node test/bench/run.js
 //
@@ -69,7 +72,7 @@ const SPEAKERDS =
         { name: 'speakerd-rt', rtp: { realtime: true } },
         { name: 'speakerd-nonrt', rtp: { realtime: false } },
       ]
-    : [{ name: 'speakerd', rtp: {} }];
+    : [{ name: 'speakerd', rtp: process.env.BENCH_RTP ? JSON.parse(process.env.BENCH_RTP) : {} }];
 /** SCHED_FIFO priority of the receiver threads in realtime mode (above the senders' 20). */
 const RECEIVER_PRIORITY = 30;
 /** Markers around the real-time section of BENCH_OUT. */
