@@ -63,7 +63,7 @@ export class RecordingBackend implements Backend {
 }
 
 /** Take the last `bytes` bytes back out of a record of writes (what a flush drops: the newest audio). */
-export function dropTail(writes: { bytes: Buffer }[], bytes: number): void {
+export function dropTail(writes: { bytes: Uint8Array }[], bytes: number): void {
   while (bytes > 0 && writes.length) {
     const last = writes[writes.length - 1]!;
     if (last.bytes.length <= bytes) {
