@@ -2,13 +2,10 @@ import { randomBytes } from 'node:crypto';
 import { isIP, isIPv6 } from 'node:net';
 import {
   ErrorCodes,
-  OutputState,
-  RateLimitedLog,
   RealClock,
   SpeakerdError,
   TOKENS,
   bytesPerFrame,
-  describeValue,
   formatToString,
   inject,
   injectable,
@@ -16,7 +13,6 @@ import {
   type Backend,
   type Clock,
   type CommandHandler,
-  type CommandMessage,
   type HostEvents,
   type Logger,
   type PluginContext,
@@ -31,6 +27,8 @@ import { FrameRing } from './ring.js';
 import { Timeline } from './timeline.js';
 import { Recipients } from './recipients.js';
 import { errorText } from './errors.js';
+import { SendHealth } from './send-health.js';
+import { recipientCommands } from './recipient-commands.js';
 import { wireOrder, type WireOrder } from './channel-order.js';
 import { loadNative } from './native.js';
 import type { PacketSender, SenderPath, SenderSession } from './sender.js';
@@ -48,12 +46,8 @@ import {
   type TransportFactory,
 } from './transport.js';
 
-/** Errors stop being reported as `lost` once sending has worked this long without one. */
-export const RECOVER_MS = 3000;
 /** Retry interval for a destination that could not be set up (no route yet, DNS down). */
 export const RETRY_MS = 5000;
-/** RTCP/SAP send failures are logged at most once per this interval, with a count. */
-export const CONTROL_LOG_MS = 60_000;
 
 const PLUGIN = 'rtp';
 const NTP_OFFSET_S = 2_208_988_800;
@@ -134,11 +128,8 @@ export class RtpBackend implements Backend {
   #delivery: Delivery = 'unicast';
   #retryTimer: TimerHandle | undefined;
   /** lost/ok as reported to the host (once per change). */
-  readonly #output: OutputState;
-  #lastErrorMs = -Infinity;
-  readonly #errorLog: RateLimitedLog;
-  /** RTCP and SAP send failures: one line a minute, with the count since the last one. */
-  readonly #controlLog: RateLimitedLog;
+  /** lost/ok as reported to the host, and the send failures' logging. */
+  readonly #health: SendHealth;
 
   constructor(
     @inject(TOKENS.Options) private readonly opts: RtpOptions,
@@ -157,15 +148,13 @@ export class RtpBackend implements Backend {
       origin: (v6) => this.#origin(v6),
       sendTo: (packet, to) => this.#transport.sendTo(packet, to),
     });
-    this.#errorLog = new RateLimitedLog(() => this.clock.now(), 5, 10_000);
-    this.#controlLog = new RateLimitedLog(() => this.clock.now(), 1, CONTROL_LOG_MS);
-    this.#output = new OutputState(events);
+    this.#health = new SendHealth(log, clock, events, () => this.#closed);
     this.#transport = transportFactory({
       ttl: opts.ttl,
       loop: opts.loop,
       interface: opts.interface,
-      onError: (err, dest) => this.#sendFailed(err, dest),
-      onControlError: (err, dest, what) => this.#controlFailed(err, dest, what),
+      onError: (err, dest) => this.#health.sendFailed(err, dest),
+      onControlError: (err, dest, what) => this.#health.controlFailed(err, dest, what),
     });
     const session = this.#senderSession();
     let thread: ThreadSender | undefined;
@@ -182,14 +171,15 @@ export class RtpBackend implements Backend {
           clock,
           log,
           loaded.binding,
-          (code, errno, count, to, message) => this.#nativeFailed(code, errno, count, to, message),
+          (code, errno, count, to, message) => this.#health.nativeFailed(code, errno, count, to, message),
           opts.realtime !== false,
         );
         reportRealtime(log, opts.realtime, thread.thread.realtime(), 'rtp sender thread');
       }
     }
     this.#nativeWhy = why;
-    this.#sender = thread ?? new JsSender(session, clock, this.#transport, (err) => this.#sendFailed(err, undefined));
+    this.#sender =
+      thread ?? new JsSender(session, clock, this.#transport, (err) => this.#health.sendFailed(err, undefined));
     this.#recipients = new Recipients(this.#transport, thread?.thread, opts, () => this.#closed);
     // native: the report goes out with the host's fill once it is due (endFill); its timer fires only when no
     // fill came in time (idle, paused), so streaming costs no wake-up of its own for RTCP
@@ -199,10 +189,7 @@ export class RtpBackend implements Backend {
       thread ? NATIVE_BATCH_MS + NATIVE_SAFETY_MS : 0,
       opts.cname,
     );
-    this.commands = {
-      'add-recipient': (m) => this.#addRecipient(m),
-      'remove-recipient': (m) => this.#removeRecipient(m),
-    };
+    this.commands = recipientCommands(this.#recipients, log);
   }
 
   // =================================================================== Backend contract
@@ -421,65 +408,17 @@ export class RtpBackend implements Backend {
     });
   }
 
-  // =================================================================== errors
-
-  /**
-   * An RTCP report or a SAP announcement was not sent. Logged (once a minute, with a count), never a change of
-   * `backendState`: the audio goes out on the RTP sockets, whose errors alone say whether the output works.
-   */
-  /** A report from the thread: `count` sends failed since the last one, the last with `code`. */
-  #nativeFailed(code: string, errno: number, count: number, to: string, message: string): void {
-    const err = Object.assign(new Error(message), { code, errno: -errno });
-    this.#sendFailed(err, undefined, to, count);
-  }
-
-  /** A packet went out at `now` (either sender): `ok` again once RECOVER_MS have passed since the last error. */
-  #sendingWorks(now: number): void {
-    if (this.#output.state === 'lost' && now - this.#lastErrorMs > RECOVER_MS && this.#output.ok('sending works again'))
-      this.log.info('sending works again');
-  }
-
-  #controlFailed(err: Error, dest: Destination, what: 'rtcp' | 'sap'): void {
-    if (this.#closed) return;
-    const { log, suppressed } = this.#controlLog.shouldLog();
-    if (!log) return;
-    const where = `${dest.address}:${dest.port}`;
-    this.log.warn(
-      { code: (err as NodeJS.ErrnoException).code, to: where, what, ...(suppressed > 0 ? { suppressed } : {}) },
-      `${what === 'rtcp' ? 'RTCP' : 'SAP'} to ${where} failed (${errorText(err)}); ` +
-        `the report is dropped, the audio is not affected` +
-        (suppressed > 0 ? ` (${suppressed} more RTCP/SAP failures in the last minute)` : ''),
-    );
-  }
-
-  #sendFailed(err: Error, dest: Destination | undefined, to?: string, count = 1): void {
-    const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
-    const where =
-      to || (dest ? `${dest.address}:${dest.port}` : e.address ? `${e.address}:${e.port ?? '?'}` : 'a recipient');
-    this.#lastErrorMs = this.clock.now();
-    const { log, suppressed } = this.#errorLog.shouldLog();
-    if (log)
-      this.log.warn(
-        {
-          code: e.code,
-          to: where,
-          ...(count > 1 ? { failed: count } : {}),
-          ...(suppressed > 0 ? { suppressed } : {}),
-        },
-        `sending to ${where} failed (${errorText(err)}); the datagram is dropped`,
-      );
-    if (!this.#closed) this.#output.lost(`sending to ${where} failed: ${errorText(err)}`);
-  }
+  // =================================================================== the destination
 
   async #connectDestination(): Promise<void> {
     const dest = this.#destination!;
     try {
       await this.#recipients.add(dest, this.#delivery);
-      if (this.#output.state === 'lost' && this.#retryTimer !== undefined)
-        this.#output.ok(`sending to ${dest.address}:${dest.port}`);
+      if (this.#health.output.state === 'lost' && this.#retryTimer !== undefined)
+        this.#health.output.ok(`sending to ${dest.address}:${dest.port}`);
       this.#retryTimer = undefined;
     } catch (err) {
-      this.#sendFailed(err as Error, dest);
+      this.#health.sendFailed(err as Error, dest);
       this.#retryTimer = this.clock.setTimeout(() => {
         if (!this.#closed) void this.#connectDestination();
       }, RETRY_MS);
@@ -497,7 +436,7 @@ export class RtpBackend implements Backend {
       header: (buf) => this.#timeline.header(buf, this.#payload!.payloadType, this.ssrc),
       silent: () => this.#paused && this.opts.pauseMode === 'silence',
       paused: () => this.#paused,
-      sent: (now) => this.#sendingWorks(now),
+      sent: (now) => this.#health.sendingWorks(now),
       wake: () => this.events.wake(),
     };
   }
@@ -524,57 +463,6 @@ export class RtpBackend implements Backend {
   #origin(v6: boolean): string {
     return this.#transport.localAddress() ?? machineAddress(v6 ? 'IPv6' : 'IPv4');
   }
-
-  // =================================================================== commands
-
-  async #addRecipient(m: CommandMessage): Promise<Record<string, unknown>> {
-    const dest = parseDestination(m);
-    try {
-      try {
-        await this.#recipients.add(dest);
-      } catch (err) {
-        // a recipient is in both (the transport's sockets and the thread's) or in neither
-        await this.#recipients.remove(dest);
-        throw err;
-      }
-    } catch (err) {
-      throw new SpeakerdError('bad-command', `cannot send to ${dest.address}:${dest.port}: ${errorText(err)}`, {
-        plugin: PLUGIN,
-      });
-    }
-    this.log.info({ to: `${dest.address}:${dest.port}` }, 'recipient added');
-    return { recipients: this.#recipients.list() };
-  }
-
-  async #removeRecipient(m: CommandMessage): Promise<Record<string, unknown>> {
-    const dest = parseDestination(m);
-    if (!(await this.#recipients.remove(dest)))
-      throw new SpeakerdError('bad-command', `${dest.address}:${dest.port} is not a recipient`, { plugin: PLUGIN });
-    this.log.info({ to: `${dest.address}:${dest.port}` }, 'recipient removed');
-    return { recipients: this.#recipients.list() };
-  }
-}
-
-/** `address` (a host name or IP address) and `port` (1..65534) from a command. */
-function parseDestination(m: CommandMessage): Destination {
-  const { address, port } = m;
-  if (typeof address !== 'string' || address === '' || address.length > 253 || /[\s/]/.test(address))
-    throw new SpeakerdError(
-      'bad-command',
-      `address: expected a host name or IP address, got ${describeValue(address)}`,
-      {
-        plugin: PLUGIN,
-      },
-    );
-  if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65534)
-    throw new SpeakerdError(
-      'bad-command',
-      `port: expected an integer 1..65534 (RTCP uses port + 1), got ${describeValue(port)}`,
-      {
-        plugin: PLUGIN,
-      },
-    );
-  return { address, port };
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
