@@ -74,7 +74,8 @@ function isRealClock(clock: Clock): boolean {
  * The session: frames the host writes are copied into a ring (in the wire's byte and channel order); one
  * {@link PacketSender} puts them on the wire at their deadlines — the native thread (sender-native.ts) on the real
  * clock when the addon is built, else JS timers (sender-js.ts) — numbered by the one {@link Timeline}. This class
- * holds the Backend contract, the format, the recipients, RTCP, SDP/SAP, and the lost/ok state. See the package
+ * holds the Backend contract, the format, the destination and the wiring of RTCP, SDP/SAP, the lost/ok state
+ * (send-health.ts) and the recipient commands (recipient-commands.ts). See the package
  * README for the wire details.
  */
 @injectable()
@@ -127,8 +128,7 @@ export class RtpBackend implements Backend {
   #destination: Destination | undefined;
   #delivery: Delivery = 'unicast';
   #retryTimer: TimerHandle | undefined;
-  /** lost/ok as reported to the host (once per change). */
-  /** lost/ok as reported to the host, and the send failures' logging. */
+  /** lost/ok as reported to the host, and the send failures' logging (send-health.ts). */
   readonly #health: SendHealth;
 
   constructor(

@@ -1,6 +1,6 @@
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadAddon, type RealtimeOutcome } from '@speakerd/plugin-sdk';
+import { addonProblem, loadAddon, type RealtimeOutcome } from '@speakerd/plugin-sdk';
 
 /**
  * Called by the sender thread (through a ThreadSafeFunction, at most every 250 ms while errors happen) with the
@@ -116,8 +116,6 @@ export function loadNative(): LoadedNative {
             ? `abi ${String(b.abi)}, not ${NATIVE_ABI}`
             : undefined,
   });
-  cached = loaded.addon
-    ? { binding: loaded.addon }
-    : { why: loaded.why, problem: loaded.problem, ...(loaded.fix === undefined ? {} : { fix: loaded.fix }) };
+  cached = loaded.addon ? { binding: loaded.addon } : addonProblem(loaded.problem, loaded.fix);
   return cached;
 }
