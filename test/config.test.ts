@@ -29,6 +29,9 @@ describe('speakerrc is found by cosmiconfig (module name "speaker")', () => {
     ['.speakerrc.json', '{"bufferMs": 1234}'],
     ['.speakerrc.yaml', 'bufferMs: 1234\n'],
     ['speaker.config.js', 'export default { bufferMs: 1234 };\n'],
+    ['speaker.config.cjs', 'module.exports = { bufferMs: 1234 };\n'],
+    ['.speakerrc.mjs', 'const bufferMs = 1234;\nexport default { bufferMs };\n'],
+    ['speaker.config.ts', 'const bufferMs: number = 1234;\nexport default { bufferMs };\n'],
     ['package.json', '{"name": "x", "speaker": {"bufferMs": 1234}}'],
   ];
   for (const [name, text] of places) {

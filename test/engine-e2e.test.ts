@@ -3,6 +3,7 @@ import { dirname, join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { bytesPerFrame, type SampleFormat } from '@speakerd/plugin-sdk';
 import { createConverter } from '../packages/host/src/convert/index.js';
+import { tempDir } from './helpers/cli.js';
 import { decoder, Speakerd } from './helpers/speakerd.js';
 import { firstDifference, testSignal, wavHeader } from './helpers/pcm.js';
 
@@ -259,6 +260,33 @@ describe('control channel', () => {
     expect(st.current).toBe('kept');
     expect(await s.close()).toBe(0);
   });
+
+  for (const [name, render] of [
+    ['speaker.config.mjs', (c: object) => `export default ${JSON.stringify(c)};\n`],
+    ['speaker.config.cjs', (c: object) => `module.exports = ${JSON.stringify(c)};\n`],
+  ] as const) {
+    it(`reload re-reads an edited ${name}: the module is loaded anew, not taken from Node's module cache`, async () => {
+      const dir = tempDir('speakerd-e2e-').dir; // removed by dispose
+      const cfg = {
+        socket: join(dir, 'run', 'decoders.sock'),
+        backend: 'command',
+        command: { run: 'cat >> out.raw', leadMs: 20 },
+        format: OUT,
+      };
+      const file = join(dir, name);
+      writeFileSync(file, render(cfg));
+      const s = await Speakerd.start(cfg, { dir, args: ['--config', file] });
+      running.push(s);
+      expect(await s.request({ type: 'reload' })).toMatchObject({ type: 'reloaded' });
+      writeFileSync(file, render({ ...cfg, rtp: { port: 'abc' } }));
+      const bad = await s.request({ type: 'reload' });
+      expect(bad).toMatchObject({ type: 'error', code: 'config' });
+      expect(bad.message).toContain('rtp.port');
+      writeFileSync(file, render({ ...cfg, bufferMs: 1500 }));
+      expect(await s.request({ type: 'reload' })).toMatchObject({ type: 'reloaded' });
+      expect(await s.close()).toBe(0);
+    });
+  }
 
   it('reload with new backend settings restarts the backend and keeps playing from the queue', async () => {
     const s = await start();

@@ -1,7 +1,10 @@
 import { existsSync, readFileSync } from 'node:fs';
+import { realpath, stat } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, resolve as resolvePath } from 'node:path';
-import { cosmiconfig, getDefaultSearchPlaces } from 'cosmiconfig';
+import { pathToFileURL } from 'node:url';
+import { cosmiconfig, getDefaultSearchPlaces, type Loader } from 'cosmiconfig';
 import {
   ErrorCodes,
   SpeakerdError,
@@ -76,8 +79,28 @@ export const SEARCH_PLACES: readonly string[] = [
   'speakerrc.yml',
 ];
 
+const requireHere = createRequire(import.meta.url);
+
+/**
+ * JavaScript files (.js, .mjs, .cjs), ES module or CommonJS: the default export (module.exports). Each load reads
+ * the file as it is now, so that `reload` sees an edit (cosmiconfig's own loader imports the file's plain URL, and
+ * Node keeps a module for as long as the process runs): an ES module by a URL naming the file's mtime and size
+ * (Node caches a module per URL), a CommonJS one by dropping it from require's cache first (Node's import() of
+ * CommonJS goes through that cache). A file that has not changed is the module already loaded.
+ */
+const loadModule: Loader = async (filepath) => {
+  const file = await realpath(filepath);
+  const { mtimeMs, size } = await stat(file);
+  delete requireHere.cache[file];
+  const url = pathToFileURL(file);
+  url.search = `?version=${mtimeMs}-${size}`;
+  const namespace = (await import(url.href)) as { default?: unknown };
+  return namespace.default;
+};
+
 function explorer() {
   return cosmiconfig(MODULE_NAME, {
+    loaders: { '.js': loadModule, '.mjs': loadModule, '.cjs': loadModule },
     // only the directory given: speakerd walks its own list of directories (configSearchDirs)
     searchStrategy: 'none',
     searchPlaces: [...SEARCH_PLACES],
