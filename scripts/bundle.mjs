@@ -19,10 +19,10 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const PACKAGES = {
   'packages/plugin-sdk': ['index.js', 'testing.js'],
   'packages/host': ['main.js', 'index.js'],
-  'packages/plugin-command': ['index.js'],
-  'packages/plugin-rtp': ['index.js'],
-  'packages/plugin-alsa': ['index.js'],
-  'packages/plugin-snapcast': ['index.js'],
+  'packages/plugin-command': ['index.js', 'section.js'],
+  'packages/plugin-rtp': ['index.js', 'section.js'],
+  'packages/plugin-alsa': ['index.js', 'section.js'],
+  'packages/plugin-snapcast': ['index.js', 'section.js'],
 };
 const banner = {
   js: "import { createRequire as __speakerdCreateRequire } from 'node:module'; const require = __speakerdCreateRequire(import.meta.url);",

@@ -1,5 +1,6 @@
-import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { REPO, hasStackTrace, runSpeakerd, tempDir } from './helpers/cli.js';
 
@@ -223,6 +224,60 @@ export default definePlugin({
     writePlugin(d, 'bare', 'export default { hello: 1 };\n');
     writeFileSync(join(d, '.speakerrc.json'), JSON.stringify({ plugins: ['./bare'] }));
     await expectPluginError(d, 'SPEAKERD_ERR_PLUGIN_MANIFEST', 'has no manifest');
+  });
+
+  it('a plugin of the configuration named like a built-in it does not use is refused', async () => {
+    const d = dir();
+    linkSdk(d);
+    writePlugin(d, 'fake-rtp', good('^0.1.0').replace("name: 'outside'", "name: 'rtp'"));
+    writeFileSync(join(d, '.speakerrc.json'), JSON.stringify({ backend: 'command', plugins: ['./fake-rtp'] }));
+    await expectPluginError(d, 'SPEAKERD_ERR_PLUGIN_DUPLICATE', 'two plugins are named "rtp"', '@speakerd/plugin-rtp');
+  });
+
+  it('the built-ins the configuration does not name: their sections are checked, their plugins never loaded', async () => {
+    const d = dir();
+    // every module the daemon loads, through a resolve hook (module.register), written to a file
+    const log = join(d, 'loaded.txt');
+    writeFileSync(
+      join(d, 'hooks.mjs'),
+      `import { appendFileSync } from 'node:fs';\n` +
+        `export async function load(url, context, next) {\n` +
+        `  appendFileSync(${JSON.stringify(log)}, url + '\\n');\n  return next(url, context);\n}\n`,
+    );
+    writeFileSync(
+      join(d, 'register.mjs'),
+      `import { register } from 'node:module';\nregister(${JSON.stringify(pathToFileURL(join(d, 'hooks.mjs')).href)});\n`,
+    );
+    const hooked = { NODE_OPTIONS: `--import=${pathToFileURL(join(d, 'register.mjs')).href}` };
+    const loaded = (): string[] =>
+      readFileSync(log, 'utf8')
+        .split('\n')
+        .map((u) => /packages\/plugin-(alsa|command|rtp|snapcast)\/dist\/([a-z]+)\.bundle\.js$/.exec(u))
+        .filter((m) => m !== null)
+        .map((m) => `${m[1]}/${m[2]}`)
+        .sort();
+
+    const cfg = { backend: 'command', command: { run: 'cat > /dev/null' }, socket: join(d, 'run', 'd.sock') };
+    writeFileSync(join(d, '.speakerrc.json'), JSON.stringify(cfg));
+    const daemon = await runSpeakerd(['--allow-root'], { cwd: d, env: hooked });
+    expect(daemon.stdout, daemon.stderr).toContain('"type":"ready"');
+    expect(loaded()).toEqual(['alsa/section', 'command/index', 'rtp/section', 'snapcast/section']);
+
+    rmSync(log);
+    writeFileSync(join(d, '.speakerrc.json'), JSON.stringify({ ...cfg, backend: 'auto' }));
+    expect((await runSpeakerd(['check-config', '--allow-root'], { cwd: d, env: hooked })).code).toBe(0);
+    expect(loaded()).toEqual(['alsa/index', 'command/section', 'rtp/index', 'snapcast/section']);
+
+    // a mistake in a section not in use is found all the same, each with its key path
+    writeFileSync(
+      join(d, '.speakerrc.json'),
+      JSON.stringify({ ...cfg, rtp: { port: 'abc' }, alsa: { devcie: 'hw:0' }, snapcast: { port: 0 } }),
+    );
+    const r = await runSpeakerd(['check-config', '--allow-root'], { cwd: d });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('rtp.port: expected an integer 1..65535, got "abc"');
+    expect(r.stderr).toContain('alsa.devcie: unknown key');
+    expect(r.stderr).toMatch(/snapcast\.port: /);
   });
 
   it('a plugin that throws while loading is a coded error', async () => {

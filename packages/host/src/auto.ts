@@ -2,10 +2,8 @@ import { dirname, isAbsolute, resolve as resolvePath } from 'node:path';
 import { ErrorCodes, SpeakerdError, type PluginContext, type SpeakerdPlugin } from '@speakerd/plugin-sdk';
 import type { ResolvedConfig } from './config.js';
 import { makeDirs } from './decoders/server.js';
+import { AUTO_CANDIDATES } from './plugins.js';
 import { VERSION } from './version.js';
-
-/** The outputs `backend: "auto"` tries, in order (as MPD, with no output configured, tries the sound card first). */
-export const AUTO_CANDIDATES = ['alsa', 'rtp'] as const;
 
 /** How long a candidate's probe may take before it counts as unable. */
 const PROBE_TIMEOUT_MS = 3000;

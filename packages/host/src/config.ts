@@ -21,7 +21,14 @@ import {
   hostConfigSchema,
   type HostConfig,
 } from './config-schema.js';
-import { AUTO_BACKEND, findInstalledPlugins, loadPlugins, type LoadedPlugin, type PluginSet } from './plugins.js';
+import {
+  AUTO_BACKEND,
+  BUILTIN_PLUGINS,
+  findInstalledPlugins,
+  loadPlugins,
+  type LoadedPlugin,
+  type PluginSet,
+} from './plugins.js';
 
 export const MODULE_NAME = 'speaker';
 
@@ -266,7 +273,7 @@ export async function validateConfig(raw: unknown, file: string | undefined, cwd
   if (!which.success) throw new ConfigError(file, issues);
   const { backend: backendSpec, plugins: extraSpecs } = which.data;
 
-  // "auto": the built-ins alsa and rtp (always loaded); which one plays is decided when the backend is made
+  // "auto": the built-ins alsa and rtp (loadPlugins loads both); which one plays is decided when the backend is made
   const auto = backendSpec === AUTO_BACKEND;
   let plugins: PluginSet;
   try {
@@ -285,17 +292,24 @@ export async function validateConfig(raw: unknown, file: string | undefined, cwd
   // a section for an installed plugin the configuration does not use now (the backend was switched away from it)
   // is kept, unchecked; any other key is a mistake
   const unused: string[] = [];
-  const installed = new Set(findInstalledPlugins(dir).map((p) => p.name.replace(/^@[^/]+\//, '')));
+  let installed: Set<string> | undefined; // node_modules is read only for a key that is not ours
   for (const k of Object.keys(record)) {
-    if (HOST_KEYS.has(k) || plugins.byName.has(k)) continue;
+    if (HOST_KEYS.has(k) || plugins.byName.has(k) || plugins.sections.has(k)) continue;
+    installed ??= new Set(findInstalledPlugins(dir).map((p) => p.name.replace(/^@[^/]+\//, '')));
     if (installed.has(k)) unused.push(k);
     else issues.push({ path: [k], message: 'unknown key' });
   }
 
+  // every section is checked, the built-ins' first (in use or not), in the order of BUILTIN_PLUGINS
   const options = new Map<string, unknown>();
-  for (const [name, loaded] of plugins.byName) {
-    const section = record[name] ?? {};
-    const parsed = (loaded.plugin as SpeakerdPlugin).options.safeParse(section);
+  const schemas = new Map<string, SpeakerdPlugin['options']>();
+  for (const name of Object.keys(BUILTIN_PLUGINS)) {
+    const schema = plugins.byName.get(name)?.plugin.options ?? plugins.sections.get(name)?.options;
+    if (schema) schemas.set(name, schema);
+  }
+  for (const [name, loaded] of plugins.byName) if (!schemas.has(name)) schemas.set(name, loaded.plugin.options);
+  for (const [name, schema] of schemas) {
+    const parsed = schema.safeParse(record[name] ?? {});
     if (parsed.success) options.set(name, parsed.data);
     else issues.push(...issuesFromZod(parsed.error, [name]));
   }

@@ -1,7 +1,6 @@
 import { isSpeakerdError, type PluginContext, type SpeakerdPlugin } from '@speakerd/plugin-sdk';
 import { loadConfig, type ResolvedConfig } from './config.js';
-import { BUILTIN_PLUGINS, findInstalledPlugins, loadPlugin, type LoadedPlugin } from './plugins.js';
-import { AUTO_CANDIDATES } from './auto.js';
+import { AUTO_CANDIDATES, BUILTIN_PLUGINS, findInstalledPlugins, loadPlugin, type LoadedPlugin } from './plugins.js';
 import { VERSION } from './version.js';
 
 /** One line of `speakerd plugins`. */
@@ -92,6 +91,15 @@ export async function pluginLines(
     ...(p.plugin.manifest.description ? { description: p.plugin.manifest.description } : {}),
   });
   const dir = config?.dir ?? cwd;
+  /** A built-in, or undefined once a line says why it does not load. */
+  const loadBuiltin = async (spec: string): Promise<LoadedPlugin | undefined> => {
+    try {
+      return await loadPlugin(spec, dir);
+    } catch (err) {
+      lines.push({ name: spec, version: '?', origin: 'builtin', file: '', status: `cannot load: ${why(err)}` });
+      return undefined;
+    }
+  };
   if (config) {
     // `backend: "auto"` tries its candidates in order: each is marked with its place
     const marker = (name: string, p: LoadedPlugin): string => {
@@ -102,19 +110,22 @@ export async function pluginLines(
       return config.backend === p ? ' (backend)' : '';
     };
     // the probes run at once (each bounded), the lines stay in order
-    const entries = [...config.plugins];
+    // the built-ins it does not name are not loaded by the configuration (only their sections): loaded here
+    const entries: [string, LoadedPlugin][] = [];
+    for (const spec of Object.keys(BUILTIN_PLUGINS)) {
+      const p = config.plugins.get(spec) ?? (await loadBuiltin(spec));
+      if (p) entries.push([spec, p]);
+    }
+    for (const [name, p] of config.plugins) if (!(name in BUILTIN_PLUGINS)) entries.push([name, p]);
     for (const [, p] of entries) used.add(p.file);
     const states = await Promise.all(entries.map(([name, p]) => status(p, config.options.get(name), dir)));
     entries.forEach(([name, p], i) => lines.push(line(p, `${name}${marker(name, p)}`, p.origin, states[i]!)));
   } else {
     for (const spec of Object.keys(BUILTIN_PLUGINS)) {
-      try {
-        const p = await loadPlugin(spec, dir);
-        used.add(p.file);
-        lines.push(line(p, spec, p.origin, await status(p, undefined, dir)));
-      } catch (err) {
-        lines.push({ name: spec, version: '?', origin: 'builtin', file: '', status: `cannot load: ${why(err)}` });
-      }
+      const p = await loadBuiltin(spec);
+      if (!p) continue;
+      used.add(p.file);
+      lines.push(line(p, spec, p.origin, await status(p, undefined, dir)));
     }
   }
   for (const inst of findInstalledPlugins(dir)) {

@@ -333,15 +333,52 @@ export async function loadPlugin(spec: string, configDir: string): Promise<Loade
 }
 
 /**
- * Load the built-ins, the backend and the listed plugins, once each. Names must be unique: two plugins with the
- * same manifest name are an error (their sections and commands would collide).
+ * A built-in plugin the configuration does not use, as far as speakerd needs it: its name, its line and the schema
+ * its section is checked with (the package's `./section` entry, which imports the options and nothing else).
+ */
+export interface BuiltinSection {
+  readonly name: string;
+  readonly description?: string;
+  readonly options: SpeakerdPlugin['options'];
+}
+
+/** Import a built-in's `./section` entry; a failure is a {@link SpeakerdError} like a plugin's that does not load. */
+export async function loadBuiltinSection(spec: string): Promise<BuiltinSection> {
+  const pkg = BUILTIN_PLUGINS[spec];
+  if (!pkg) throw new Error(`"${spec}" is not a built-in plugin`);
+  const main = resolveSpec(spec, HOST_DIR).file;
+  let file = main;
+  try {
+    file = createRequire(main).resolve(`${pkg}/section`);
+    const section = ((await import(pathToFileURL(file).href)) as { section?: BuiltinSection }).section;
+    if (section?.name !== spec || typeof section.options?.safeParse !== 'function')
+      throw new Error('it exports no section { name, options }');
+    return section;
+  } catch (cause) {
+    const why = cause instanceof Error ? cause.message : String(cause);
+    throw new SpeakerdError(ErrorCodes.PLUGIN_LOAD, `plugin "${spec}" failed to load from ${file}: ${why}`, {
+      plugin: spec,
+      cause,
+    });
+  }
+}
+
+/**
+ * Load the backend and the listed plugins (for `auto`, its candidates), once each; of the other built-ins only
+ * their sections (a daemon on the command backend never compiles the RTP sender or opens the ALSA addon). Names
+ * must be unique: two plugins with the same manifest name are an error (their sections and commands would collide).
  */
 export async function loadPlugins(backend: string, extra: readonly string[], configDir: string): Promise<PluginSet> {
-  const specs = [...new Set([...Object.keys(BUILTIN_PLUGINS), backend, ...extra])];
+  const named = new Set(backend === AUTO_BACKEND ? [...AUTO_CANDIDATES, ...extra] : [backend, ...extra]);
+  const specs = [...new Set([...Object.keys(BUILTIN_PLUGINS), ...named])];
   const byName = new Map<string, LoadedPlugin>();
   const bySpec = new Map<string, LoadedPlugin>();
+  const sectionsOf = new Map<string, BuiltinSection>();
   for (const spec of specs) {
-    if (spec === AUTO_BACKEND) continue; // not a plugin: the built-ins it picks from are loaded anyway
+    if (!named.has(spec)) {
+      sectionsOf.set(spec, await loadBuiltinSection(spec));
+      continue;
+    }
     const loaded = await loadPlugin(spec, configDir);
     const name = loaded.plugin.manifest.name;
     const other = byName.get(name);
@@ -354,10 +391,21 @@ export async function loadPlugins(backend: string, extra: readonly string[], con
     if (!other) byName.set(name, loaded);
     bySpec.set(spec, other ?? loaded);
   }
+  // a plugin of the configuration's own that takes the name of a built-in it does not use
+  for (const [name, loaded] of byName)
+    if (sectionsOf.has(name))
+      throw new SpeakerdError(
+        ErrorCodes.PLUGIN_DUPLICATE,
+        `two plugins are named "${name}": the built-in ${BUILTIN_PLUGINS[name]} and ${loaded.spec} (${loaded.file})`,
+        { plugin: name },
+      );
   // "auto" stands for its first candidate until the backend is made (auto.ts picks then)
-  if (backend === AUTO_BACKEND) bySpec.set(AUTO_BACKEND, bySpec.get('alsa')!);
-  return { byName, bySpec };
+  if (backend === AUTO_BACKEND) bySpec.set(AUTO_BACKEND, bySpec.get(AUTO_CANDIDATES[0])!);
+  return { byName, bySpec, sections: sectionsOf };
 }
+
+/** The outputs `backend: "auto"` tries, in order (as MPD, with no output configured, tries the sound card first). */
+export const AUTO_CANDIDATES = ['alsa', 'rtp'] as const;
 
 /** The backend name that picks an output the way MPD does when none is configured (auto.ts). */
 export const AUTO_BACKEND = 'auto';
@@ -366,4 +414,6 @@ export const AUTO_BACKEND = 'auto';
 export interface PluginSet {
   readonly byName: ReadonlyMap<string, LoadedPlugin>;
   readonly bySpec: ReadonlyMap<string, LoadedPlugin>;
+  /** The built-ins the configuration does not name: only their sections are loaded, to check them. */
+  readonly sections: ReadonlyMap<string, BuiltinSection>;
 }

@@ -2,7 +2,7 @@ import { dirname } from 'node:path';
 import { SpeakerdError, isSpeakerdError, issuesFromZod, z, type SpeakerdPlugin } from '@speakerd/plugin-sdk';
 import { ConfigError, findConfigFile } from './config.js';
 import { HOST_KEYS, hostConfigSchema } from './config-schema.js';
-import { BUILTIN_PLUGINS, findInstalledPlugins, loadPlugins } from './plugins.js';
+import { BUILTIN_PLUGINS, findInstalledPlugins, loadPlugins, type PluginSet } from './plugins.js';
 
 /**
  * The JSON Schema of speakerrc, made from the zod schemas speakerd validates with: the host's keys at the top,
@@ -141,9 +141,10 @@ export async function configSchema(explicit: string | undefined, cwd = process.c
     .safeParse({ backend: record.backend, plugins: record.plugins });
   if (!which.success) throw new ConfigError(file, issuesFromZod(which.error));
   const { backend, plugins: extra } = which.data;
-  let byName: Awaited<ReturnType<typeof loadPlugins>>['byName'];
+  let byName: PluginSet['byName'];
+  let sections: PluginSet['sections'];
   try {
-    ({ byName } = await loadPlugins(backend, extra, dir));
+    ({ byName, sections } = await loadPlugins(backend, extra, dir));
   } catch (err) {
     if (!isSpeakerdError(err)) throw err;
     const where = extra.includes(err.plugin ?? '') ? 'plugins' : 'backend';
@@ -155,11 +156,19 @@ export async function configSchema(explicit: string | undefined, cwd = process.c
   // as speakerd matches the keys of sections it keeps unchecked: the package's short name without its scope
   const unloaded = findInstalledPlugins(dir)
     .map((p) => p.name.replace(/^@[^/]+\//, ''))
-    .filter((name) => !byName.has(name) && !HOST_KEYS.has(name));
+    .filter((name) => !byName.has(name) && !sections.has(name) && !HOST_KEYS.has(name));
   return buildConfigSchema(
-    [...byName].map(([name, p]) => sectionOf(name, p.plugin)),
+    [...[...byName].map(([name, p]) => sectionOf(name, p.plugin)), ...sections.values()].sort(
+      (a, b) => order(a.name) - order(b.name),
+    ),
     [...new Set(unloaded)],
   );
+}
+
+/** The built-ins first, in their order, then the others as loaded (Array.prototype.sort is stable). */
+function order(name: string): number {
+  const i = Object.keys(BUILTIN_PLUGINS).indexOf(name);
+  return i < 0 ? Number.MAX_SAFE_INTEGER : i;
 }
 
 /** A schema as `speakerd schema` prints it. */

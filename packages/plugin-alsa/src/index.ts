@@ -2,12 +2,13 @@ import { definePlugin, packageInfo } from '@speakerd/plugin-sdk';
 import { AlsaBackend } from './backend.js';
 import { loadBinding } from './binding.js';
 import { options } from './options.js';
+import { section } from './section.js';
 import { probe } from './probe.js';
 
 const pkg = packageInfo(import.meta.url);
 
 export default definePlugin({
-  manifest: { name: 'alsa', version: pkg.version, sdk: '^0.1.0', description: 'a sound card through libasound' },
+  manifest: { name: section.name, version: pkg.version, sdk: '^0.1.0', description: section.description },
   options,
   backend: AlsaBackend,
   /** The addon was not built, or libasound.so.2 is not installed: says which, and how to get it. */

@@ -2,15 +2,16 @@ import { access, constants } from 'node:fs/promises';
 import { definePlugin, packageInfo } from '@speakerd/plugin-sdk';
 import { CommandBackend } from './backend.js';
 import { options } from './options.js';
+import { section } from './section.js';
 
 const pkg = packageInfo(import.meta.url);
 
 export default definePlugin({
   manifest: {
-    name: 'command',
+    name: section.name,
     version: pkg.version,
     sdk: '^0.1.0',
-    description: 'raw PCM into the stdin of a shell command',
+    description: section.description,
   },
   options,
   backend: CommandBackend,

@@ -1,16 +1,17 @@
 import { definePlugin, packageInfo } from '@speakerd/plugin-sdk';
 import { RtpBackend } from './backend.js';
 import { options } from './options.js';
+import { section } from './section.js';
 import { probeRtp } from './probe.js';
 
 const pkg = packageInfo(import.meta.url);
 
 export default definePlugin({
   manifest: {
-    name: 'rtp',
+    name: section.name,
     version: pkg.version,
     sdk: '^0.1.0',
-    description: 'RTP/UDP (RFC 3550/3551) with SDP and RTCP',
+    description: section.description,
   },
   options,
   backend: RtpBackend,

@@ -4,15 +4,16 @@ import { resolve as resolvePath } from 'node:path';
 import { definePlugin, packageInfo, type PluginContext } from '@speakerd/plugin-sdk';
 import { SnapcastBackend } from './backend.js';
 import { options, type SnapcastOptions } from './options.js';
+import { section } from './section.js';
 
 const pkg = packageInfo(import.meta.url);
 
 export default definePlugin({
   manifest: {
-    name: 'snapcast',
+    name: section.name,
     version: pkg.version,
     sdk: '^0.1.0',
-    description: "feeds a Snapcast server's tcp or pipe stream (synchronised multi-room playback)",
+    description: section.description,
   },
   options,
   backend: SnapcastBackend,

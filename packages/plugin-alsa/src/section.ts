@@ -1,0 +1,12 @@
+import { options } from './options.js';
+
+/**
+ * What speakerd needs of this plugin while the configuration does not use it: its name, its line and the schema
+ * its speakerrc section is checked with. The host imports this entry (`@speakerd/plugin-alsa/section`), not the
+ * whole plugin, unless the configuration names the plugin.
+ */
+export const section = {
+  name: 'alsa',
+  description: 'a sound card through libasound',
+  options,
+} as const;
