@@ -126,7 +126,8 @@ describe('errors a person understands', () => {
     });
     expect(r.stderr).not.toContain('is not installed next to speakerd');
     expect(r.code, r.stderr).toBe(0);
-    expect(readFileSync(out).length, r.stderr).toBeGreaterThan(
+    // every chord (a little silence may lead, or none: the test of the demo below checks the bytes)
+    expect(readFileSync(out).length, r.stderr).toBeGreaterThanOrEqual(
       DEMO_TRACKS.length * demoPcm(DEMO_TRACKS[0].tones).length,
     );
   });

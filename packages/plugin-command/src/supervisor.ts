@@ -1,6 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
-import { execa } from 'execa';
 import {
   bytesPerFrame,
   formatToString,
@@ -21,6 +20,16 @@ export const STABLE_AFTER_MS = 10_000;
 export const CONFIRM_AFTER_MS = 500;
 /** The shortest time the pipe may stay backed up, while the command is expected to read, before it is killed. */
 export const MIN_STALL_MS = 2000;
+
+type Execa = (typeof import('execa'))['execa'];
+let execaLoading: Promise<Execa> | undefined;
+/**
+ * execa, loaded when the first run starts rather than with the plugin: with its dependencies it is 200 KB of
+ * JavaScript, a fifth of what a daemon on the command backend compiled before `ready` (docs/benchmarks.md).
+ */
+export function loadExeca(): Promise<Execa> {
+  return (execaLoading ??= import('execa').then((m) => m.execa));
+}
 
 /** The options the supervisor uses (the stall limit depends on the pacing: `leadMs`, `unpaced`). */
 export type SupervisorOptions = Pick<
@@ -180,7 +189,10 @@ export class CommandSupervisor {
 
   /** Start a run unless there is one or a restart is pending; resolves once it has started or failed to. */
   async ensureRunning(): Promise<void> {
-    if (!this.#proc && this.#restartTimer === undefined) await this.#startProcess();
+    if (this.#proc || this.#restartTimer !== undefined) return;
+    const execa = await loadExeca();
+    // the same question again: another caller may have started a run while execa loaded
+    if (!this.#proc && this.#restartTimer === undefined) await this.#startProcess(execa);
   }
 
   /** Write `bytes` (whole frames) to the current run, if it is up. A write that backs the pipe up arms the stall watch. */
@@ -228,7 +240,7 @@ export class CommandSupervisor {
   // Runs
 
   /** Spawn the command for the current format; resolves once it has started or failed to. */
-  #startProcess(): Promise<void> {
+  #startProcess(execa: Execa): Promise<void> {
     const format = this.hooks.format();
     if (!format) return Promise.resolve();
     const seq = ++this.#seq;
@@ -366,7 +378,7 @@ export class CommandSupervisor {
     this.log.info({ delayMs: delay }, `restarting the command in ${delay} ms`);
     this.#restartTimer = this.clock.setTimeout(() => {
       this.#restartTimer = undefined;
-      if (this.hooks.wantRunning() && !this.#proc) void this.#startProcess();
+      if (this.hooks.wantRunning() && !this.#proc) void this.ensureRunning();
     }, delay);
   }
 
