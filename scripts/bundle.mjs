@@ -11,7 +11,7 @@
 // - tsc's per-file output stays: the types, the host's ./client entry, and the tests' deep imports use it.
 import { build } from 'esbuild';
 import { readdirSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -23,6 +23,30 @@ const PACKAGES = {
   'packages/plugin-rtp': ['index.js', 'section.js'],
   'packages/plugin-alsa': ['index.js', 'section.js'],
   'packages/plugin-snapcast': ['index.js', 'section.js'],
+};
+/**
+ * zod's `locales` namespace (`z.locales`) holds its error messages in 49 languages, 400 KB of the SDK bundle's
+ * 900 (and non-Latin-1 text, which makes V8 keep the whole bundle's source as UTF-16). speakerd's messages are
+ * English, and a plugin that switched zod's language would switch the host's too: the bundle keeps `en` only.
+ */
+const zodEnglishOnly = {
+  name: 'zod-english-only',
+  setup(b) {
+    // zod's ESM build and its CommonJS build
+    b.onResolve({ filter: /^\.\.\/locales\/index\.c?js$/ }, (args) =>
+      /[\\/]zod[\\/]v4[\\/](classic|core)$/.test(args.resolveDir)
+        ? {
+            path: join(args.resolveDir, `../locales/en.${args.path.endsWith('.cjs') ? 'cjs' : 'js'}`),
+            namespace: 'zod-en',
+          }
+        : undefined,
+    );
+    b.onLoad({ filter: /.*/, namespace: 'zod-en' }, (args) => ({
+      contents: `export { default as en } from ${JSON.stringify(args.path)};`,
+      resolveDir: dirname(args.path),
+      loader: 'js',
+    }));
+  },
 };
 const banner = {
   js: "import { createRequire as __speakerdCreateRequire } from 'node:module'; const require = __speakerdCreateRequire(import.meta.url);",
@@ -47,5 +71,6 @@ for (const [pkg, entries] of Object.entries(PACKAGES)) {
     banner,
     keepNames: true,
     logLevel: 'warning',
+    plugins: [zodEnglishOnly],
   });
 }
