@@ -66,8 +66,10 @@ for (const [pkg, entries] of Object.entries(PACKAGES)) {
     platform: 'node',
     target: 'node20',
     // vitest: the SDK's testing kit's optional peer; typescript: cosmiconfig's loader for .ts configs, on demand;
-    // pino-pretty: loaded by the logger only on a terminal
-    external: ['@speakerd/*', 'vitest', 'typescript', 'pino-pretty'],
+    // pino-pretty: loaded by the logger only on a terminal; js-yaml, parse-json (with @babel/code-frame) and
+    // import-fresh: cosmiconfig requires each only for a file that needs it (YAML, JSON, CommonJS), 150 KB that a
+    // start-up would compile for nothing if they were inlined (the host depends on them, so they resolve from it)
+    external: ['@speakerd/*', 'vitest', 'typescript', 'pino-pretty', 'js-yaml', 'parse-json', 'import-fresh'],
     banner,
     keepNames: true,
     logLevel: 'warning',

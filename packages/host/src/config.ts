@@ -4,7 +4,7 @@ import { createRequire } from 'node:module';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, resolve as resolvePath } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { cosmiconfig, getDefaultSearchPlaces, type Loader } from 'cosmiconfig';
+import { cosmiconfig, defaultLoaders, getDefaultSearchPlaces, type Loader } from 'cosmiconfig';
 import {
   ErrorCodes,
   SpeakerdError,
@@ -86,6 +86,18 @@ export const SEARCH_PLACES: readonly string[] = [
   'speakerrc.yml',
 ];
 
+/**
+ * JSON files: JSON.parse, and cosmiconfig's own loader (parse-json, with a code frame and the position) only for a
+ * file that does not parse: a good file never loads parse-json and the Babel code-frame library it brings.
+ */
+const loadJson: Loader = (filepath, content) => {
+  try {
+    return JSON.parse(content) as unknown;
+  } catch {
+    return defaultLoaders['.json'](filepath, content);
+  }
+};
+
 const requireHere = createRequire(import.meta.url);
 
 /**
@@ -107,7 +119,7 @@ const loadModule: Loader = async (filepath) => {
 
 function explorer() {
   return cosmiconfig(MODULE_NAME, {
-    loaders: { '.js': loadModule, '.mjs': loadModule, '.cjs': loadModule },
+    loaders: { '.json': loadJson, '.js': loadModule, '.mjs': loadModule, '.cjs': loadModule },
     // only the directory given: speakerd walks its own list of directories (configSearchDirs)
     searchStrategy: 'none',
     searchPlaces: [...SEARCH_PLACES],
