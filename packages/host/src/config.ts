@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { realpath, stat } from 'node:fs/promises';
+import { realpath, rm, stat, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, resolve as resolvePath } from 'node:path';
@@ -101,11 +101,12 @@ const loadJson: Loader = (filepath, content) => {
 const requireHere = createRequire(import.meta.url);
 
 /**
- * JavaScript files (.js, .mjs, .cjs), ES module or CommonJS: the default export (module.exports). Each load reads
- * the file as it is now, so that `reload` sees an edit (cosmiconfig's own loader imports the file's plain URL, and
- * Node keeps a module for as long as the process runs): an ES module by a URL naming the file's mtime and size
- * (Node caches a module per URL), a CommonJS one by dropping it from require's cache first (Node's import() of
- * CommonJS goes through that cache). A file that has not changed is the module already loaded.
+ * JavaScript files (.js, .mjs, .cjs), ES module or CommonJS: the default export (module.exports), imported from
+ * here rather than by cosmiconfig, which runs from a code-cached script where V8 loses import()'s callback
+ * (nodejs/node#43663; scripts/code-cache-runtime.mjs). Each load reads the file as it is now, so that `reload` sees
+ * an edit: an ES module by a URL naming the file's mtime and size (Node caches a module per URL), a CommonJS one
+ * by dropping it from require's cache first (Node's import() of CommonJS goes through that cache). A file that
+ * has not changed is the module already loaded.
  */
 const loadModule: Loader = async (filepath) => {
   const file = await realpath(filepath);
@@ -117,9 +118,40 @@ const loadModule: Loader = async (filepath) => {
   return namespace.default;
 };
 
+/**
+ * TypeScript files: compiled by the `typescript` package where it is installed (as cosmiconfig does, whose loader
+ * cannot import() from the code-cached script either), written beside the file so that its relative imports
+ * resolve, imported, and removed.
+ */
+const loadTypeScript: Loader = async (filepath, content) => {
+  let ts: typeof import('typescript');
+  try {
+    ts = ((await import('typescript')) as { default: typeof import('typescript') }).default;
+  } catch {
+    throw new Error(`${filepath}: a TypeScript configuration needs the "typescript" package installed beside speakerd`);
+  }
+  const { outputText } = ts.transpileModule(content, {
+    fileName: filepath,
+    compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
+  });
+  const compiled = `${filepath}.${process.pid}-${Date.now()}.mjs`;
+  await writeFile(compiled, outputText);
+  try {
+    return await loadModule(compiled, outputText);
+  } finally {
+    await rm(compiled, { force: true });
+  }
+};
+
 function explorer() {
   return cosmiconfig(MODULE_NAME, {
-    loaders: { '.json': loadJson, '.js': loadModule, '.mjs': loadModule, '.cjs': loadModule },
+    loaders: {
+      '.json': loadJson,
+      '.js': loadModule,
+      '.mjs': loadModule,
+      '.cjs': loadModule,
+      '.ts': loadTypeScript,
+    },
     // only the directory given: speakerd walks its own list of directories (configSearchDirs)
     searchStrategy: 'none',
     searchPlaces: [...SEARCH_PLACES],
