@@ -234,7 +234,7 @@ export default definePlugin({
     await expectPluginError(d, 'SPEAKERD_ERR_PLUGIN_DUPLICATE', 'two plugins are named "rtp"', '@speakerd/plugin-rtp');
   });
 
-  it('the built-ins the configuration does not name: their sections are checked, their plugins never loaded', async () => {
+  it('the built-ins the configuration does not name: their plugins are never loaded, their sections checked (a daemon: those written)', async () => {
     const d = dir();
     // every module the daemon loads, through a resolve hook (module.register), written to a file
     const log = join(d, 'loaded.txt');
@@ -258,26 +258,39 @@ export default definePlugin({
         .sort();
 
     const cfg = { backend: 'command', command: { run: 'cat > /dev/null' }, socket: join(d, 'run', 'd.sock') };
-    writeFileSync(join(d, '.speakerrc.json'), JSON.stringify(cfg));
-    const daemon = await runSpeakerd(['--allow-root'], { cwd: d, env: hooked });
-    expect(daemon.stdout, daemon.stderr).toContain('"type":"ready"');
-    expect(loaded()).toEqual(['alsa/section', 'command/index', 'rtp/section', 'snapcast/section']);
+    const daemonLoads = async (config: Record<string, unknown>): Promise<string[]> => {
+      rmSync(log, { force: true });
+      writeFileSync(join(d, '.speakerrc.json'), JSON.stringify(config));
+      const daemon = await runSpeakerd(['--allow-root'], { cwd: d, env: hooked });
+      expect(daemon.stdout, daemon.stderr).toContain('"type":"ready"');
+      return loaded();
+    };
+    // a daemon: the backend's plugin, and of the other built-ins only the sections the file has
+    expect(await daemonLoads(cfg)).toEqual(['command/index']);
+    expect(await daemonLoads({ ...cfg, rtp: { port: 5006 }, snapcast: {} })).toEqual([
+      'command/index',
+      'rtp/section',
+      'snapcast/section',
+    ]);
 
+    // check-config resolves every section (it prints their defaults); auto loads both its candidates
     rmSync(log);
     writeFileSync(join(d, '.speakerrc.json'), JSON.stringify({ ...cfg, backend: 'auto' }));
-    expect((await runSpeakerd(['check-config', '--allow-root'], { cwd: d, env: hooked })).code).toBe(0);
+    const check = await runSpeakerd(['check-config', '--allow-root'], { cwd: d, env: hooked });
+    expect(check.code).toBe(0);
     expect(loaded()).toEqual(['alsa/index', 'command/section', 'rtp/index', 'snapcast/section']);
+    expect(Object.keys(JSON.parse(check.stdout).config)).toEqual(expect.arrayContaining(['command', 'snapcast']));
 
-    // a mistake in a section not in use is found all the same, each with its key path
-    writeFileSync(
-      join(d, '.speakerrc.json'),
-      JSON.stringify({ ...cfg, rtp: { port: 'abc' }, alsa: { devcie: 'hw:0' }, snapcast: { port: 0 } }),
-    );
-    const r = await runSpeakerd(['check-config', '--allow-root'], { cwd: d });
-    expect(r.code).toBe(2);
-    expect(r.stderr).toContain('rtp.port: expected an integer 1..65535, got "abc"');
-    expect(r.stderr).toContain('alsa.devcie: unknown key');
-    expect(r.stderr).toMatch(/snapcast\.port: /);
+    // a mistake in a section not in use is found all the same, each with its key path, by the daemon too
+    const wrong = { ...cfg, rtp: { port: 'abc' }, alsa: { devcie: 'hw:0' }, snapcast: { port: 0 } };
+    writeFileSync(join(d, '.speakerrc.json'), JSON.stringify(wrong));
+    for (const args of [['check-config', '--allow-root'], ['--allow-root']]) {
+      const r = await runSpeakerd(args, { cwd: d });
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain('rtp.port: expected an integer 1..65535, got "abc"');
+      expect(r.stderr).toContain('alsa.devcie: unknown key');
+      expect(r.stderr).toMatch(/snapcast\.port: /);
+    }
   });
 
   it('a plugin that throws while loading is a coded error', async () => {

@@ -1,7 +1,7 @@
 import { ErrorCodes, isSpeakerdError } from '@speakerd/plugin-sdk';
 import type { GlobalOptions } from './cli-options.js';
 import { EXIT_CONFIG, EXIT_FAILURE, fail } from './cli-exit.js';
-import { ConfigError, loadConfig, type ResolvedConfig } from './config.js';
+import { ConfigError, loadConfig, type LoadOptions, type ResolvedConfig } from './config.js';
 
 /**
  * What the subcommands that read the configuration share (loaded when one of them runs, never for `--help` or
@@ -27,9 +27,13 @@ export function refuseRoot(opts: GlobalOptions): void {
     );
 }
 
-export async function loadOrFail(opts: GlobalOptions, overrides?: Record<string, unknown>): Promise<ResolvedConfig> {
+export async function loadOrFail(
+  opts: GlobalOptions,
+  overrides?: Record<string, unknown>,
+  load?: LoadOptions,
+): Promise<ResolvedConfig> {
   try {
-    return await loadConfig(opts.config, process.cwd(), overrides);
+    return await loadConfig(opts.config, process.cwd(), overrides, load);
   } catch (err) {
     failWith(err);
   }

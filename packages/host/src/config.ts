@@ -45,7 +45,10 @@ export interface ResolvedConfig {
   readonly auto: boolean;
   /** Every loaded plugin, by manifest name. */
   readonly plugins: ReadonlyMap<string, LoadedPlugin>;
-  /** Each plugin's validated options, by manifest name. */
+  /**
+   * Each plugin's validated options, by manifest name: every loaded plugin's, and each unused built-in's whose
+   * section was checked (all of them, or those the file has: {@link LoadOptions.sections}).
+   */
   readonly options: ReadonlyMap<string, unknown>;
   /** Sections for installed plugins that are not loaded (kept, not checked). */
   readonly unusedSections: readonly string[];
@@ -299,7 +302,12 @@ export class ConfigParseError extends ConfigError {
  * Validate a parsed configuration as a whole: host keys, then (after loading the plugins it names) each plugin's
  * section with that plugin's schema. Every problem is collected before failing.
  */
-export async function validateConfig(raw: unknown, file: string | undefined, cwd: string): Promise<ResolvedConfig> {
+export async function validateConfig(
+  raw: unknown,
+  file: string | undefined,
+  cwd: string,
+  opts: LoadOptions = {},
+): Promise<ResolvedConfig> {
   const dir = file ? dirname(file) : cwd;
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
     throw new ConfigError(file, [{ path: [], message: `expected an object, got ${JSON.stringify(raw)}` }]);
@@ -321,7 +329,12 @@ export async function validateConfig(raw: unknown, file: string | undefined, cwd
   const auto = backendSpec === AUTO_BACKEND;
   let plugins: PluginSet;
   try {
-    plugins = await loadPlugins(backendSpec, extraSpecs, dir);
+    plugins = await loadPlugins(
+      backendSpec,
+      extraSpecs,
+      dir,
+      opts.sections === 'written' ? (name) => Object.hasOwn(record, name) : undefined,
+    );
   } catch (err) {
     if (isSpeakerdError(err)) {
       const where = extraSpecs.includes(err.plugin ?? '') ? 'plugins' : 'backend';
@@ -383,13 +396,24 @@ export async function validateConfig(raw: unknown, file: string | undefined, cwd
 }
 
 /** Find, parse and validate: what every subcommand does first. */
+/** How much of the configuration {@link loadConfig} resolves. */
+export interface LoadOptions {
+  /**
+   * The sections of the built-ins the configuration does not use: `all` (the default) checks each and resolves its
+   * defaults (`check-config` prints them); `written` only those the file has, so that a daemon does not build the
+   * option schemas of plugins it will not run (docs/benchmarks.md), and `options` holds no entry for the others.
+   */
+  sections?: 'all' | 'written';
+}
+
 export async function loadConfig(
   explicit: string | undefined,
   cwd = process.cwd(),
   overrides?: Record<string, unknown>,
+  opts: LoadOptions = {},
 ): Promise<ResolvedConfig> {
   const { file, raw, searched } = await findConfigFile(explicit, cwd);
-  return { ...(await validateConfig(overrides ? overlay(raw, overrides) : raw, file, cwd)), searched };
+  return { ...(await validateConfig(overrides ? overlay(raw, overrides) : raw, file, cwd, opts)), searched };
 }
 
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);

@@ -9,7 +9,8 @@ import { isSpeakerdError } from '@speakerd/plugin-sdk';
 /** `speakerd` with no subcommand: the long-running output host a music server launches. */
 export async function runDaemon(opts: GlobalOptions): Promise<number> {
   refuseRoot(opts);
-  const config = await loadOrFail(opts);
+  // the sections of built-ins it will not run are checked only where the file has them (LoadOptions)
+  const config = await loadOrFail(opts, undefined, { sections: 'written' });
   const log = createLogger(opts.logLevel);
   log.info({ file: config.file ?? null }, configSource(config));
   let stopped!: () => void;

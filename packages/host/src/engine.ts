@@ -462,7 +462,7 @@ export class Engine {
   async #reload(seq: { seq?: number }): Promise<void> {
     let config: ResolvedConfig;
     try {
-      config = await loadConfig(this.opts.configArg, this.opts.cwd, this.opts.overrides);
+      config = await loadConfig(this.opts.configArg, this.opts.cwd, this.opts.overrides, { sections: 'written' });
     } catch (err) {
       const message = err instanceof ConfigError ? err.describe() : describe(err);
       this.#log.warn({ err: message }, 'reload failed; keeping the old configuration');

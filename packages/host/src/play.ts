@@ -241,7 +241,7 @@ export async function runPlay(files: string[], opts: PlayOptions): Promise<numbe
   }
   if (items.length === 0) return EXIT_CONFIG;
 
-  const config = await loadOrFail(opts, over);
+  const config = await loadOrFail(opts, over, { sections: 'written' });
   const outFile = outputFile(opts);
   if (outFile !== undefined) {
     // the run's audio and nothing else: emptied once here (the command appends)

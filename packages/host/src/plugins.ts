@@ -365,10 +365,16 @@ export async function loadBuiltinSection(spec: string): Promise<BuiltinSection> 
 
 /**
  * Load the backend and the listed plugins (for `auto`, its candidates), once each; of the other built-ins only
- * their sections (a daemon on the command backend never compiles the RTP sender or opens the ALSA addon). Names
- * must be unique: two plugins with the same manifest name are an error (their sections and commands would collide).
+ * their sections (a daemon on the command backend never compiles the RTP sender or opens the ALSA addon), and of
+ * those only the ones `wantSection` asks for (a daemon: the sections the file has). Names must be unique: two
+ * plugins with the same manifest name are an error (their sections and commands would collide).
  */
-export async function loadPlugins(backend: string, extra: readonly string[], configDir: string): Promise<PluginSet> {
+export async function loadPlugins(
+  backend: string,
+  extra: readonly string[],
+  configDir: string,
+  wantSection: (name: string) => boolean = () => true,
+): Promise<PluginSet> {
   const named = new Set(backend === AUTO_BACKEND ? [...AUTO_CANDIDATES, ...extra] : [backend, ...extra]);
   const specs = [...new Set([...Object.keys(BUILTIN_PLUGINS), ...named])];
   const byName = new Map<string, LoadedPlugin>();
@@ -376,7 +382,7 @@ export async function loadPlugins(backend: string, extra: readonly string[], con
   const sectionsOf = new Map<string, BuiltinSection>();
   for (const spec of specs) {
     if (!named.has(spec)) {
-      sectionsOf.set(spec, await loadBuiltinSection(spec));
+      if (wantSection(spec)) sectionsOf.set(spec, await loadBuiltinSection(spec));
       continue;
     }
     const loaded = await loadPlugin(spec, configDir);
@@ -393,7 +399,7 @@ export async function loadPlugins(backend: string, extra: readonly string[], con
   }
   // a plugin of the configuration's own that takes the name of a built-in it does not use
   for (const [name, loaded] of byName)
-    if (sectionsOf.has(name))
+    if (name in BUILTIN_PLUGINS && !named.has(name))
       throw new SpeakerdError(
         ErrorCodes.PLUGIN_DUPLICATE,
         `two plugins are named "${name}": the built-in ${BUILTIN_PLUGINS[name]} and ${loaded.spec} (${loaded.file})`,
@@ -414,6 +420,6 @@ export const AUTO_BACKEND = 'auto';
 export interface PluginSet {
   readonly byName: ReadonlyMap<string, LoadedPlugin>;
   readonly bySpec: ReadonlyMap<string, LoadedPlugin>;
-  /** The built-ins the configuration does not name: only their sections are loaded, to check them. */
+  /** The built-ins the configuration does not name (those asked for): only their sections, to check them. */
   readonly sections: ReadonlyMap<string, BuiltinSection>;
 }
