@@ -16,6 +16,8 @@
 //
 //   BENCH_RTP (JSON, default {})  merged into speakerd's rtp section, e.g. '{"realtime":false}' (with
 //     BENCH_WRITE=0: a figure beside the defaults', not one for the doc)
+//   BENCH_BUFFER_MS  speakerd's bufferMs: 120000 buffers the whole input before the window, so the main thread's
+//     wake-ups are the sender's alone (without it the decoder is read while the track plays)
 //
 // CI smoke run (checks the harness, not a time; exits non-zero when something failed):
 //   BENCH_SECONDS=2 BENCH_RUNS=1 BENCH_WRITE=0 node test/bench/run.js
@@ -885,6 +887,13 @@ function sinksSection(mode, { table, by, runRatio, threadNames, threadMedian }) 
       ? [
           `speakerd per thread, CPU s per 60 s of audio (median of the runs; ${SETTLE_MS} ms after start-up), and its`,
           `main thread's wake-ups (voluntary context switches): ${fmt(by.speakerd?.wakeupsPerS, 1)} per second.`,
+          ...(process.env.BENCH_BUFFER_MS
+            ? [`The whole input was buffered before the window (BENCH_BUFFER_MS=${process.env.BENCH_BUFFER_MS}).`]
+            : [
+                "These include the decoder's: it is read while the track plays (again once a second of it has",
+                'played), and input that arrives in more than one piece wakes the main thread again;',
+                "`BENCH_BUFFER_MS=120000` buffers the whole input before the window and leaves the sender's own.",
+              ]),
           '',
           '| thread | CPU s per 60 s |',
           '|---|---:|',
