@@ -204,16 +204,10 @@ async function openReceiver(name) {
       const r = spawnSync('chrt', ['-f', '-p', String(RECEIVER_PRIORITY), tid], { encoding: 'utf8' });
       if (r.status !== 0) throw new Error(`chrt -f -p ${RECEIVER_PRIORITY} ${tid}: ${r.stderr || r.error?.message}`);
     }
-  return {
+  return receiverHandle(
     name,
     port,
-    pid: 0,
-    setPid(pid) {
-      this.pid = pid;
-      worker.postMessage({ type: 'pid', pid });
-    },
-    /** Stops the receiver and returns what it recorded. */
-    async stop() {
+    async () => {
       const data = await new Promise((resolve) => {
         worker.once('message', resolve);
         worker.postMessage({ type: 'stop' });
@@ -221,6 +215,21 @@ async function openReceiver(name) {
       await worker.terminate();
       return { name, ...data };
     },
+    (pid) => worker.postMessage({ type: 'pid', pid }),
+  );
+}
+
+/** What a receiver gives the runs: its port, the sender's pid once known, and stop(), which returns what it recorded. */
+function receiverHandle(name, port, stop, onPid = () => {}) {
+  return {
+    name,
+    port,
+    pid: 0,
+    setPid(pid) {
+      this.pid = pid;
+      onPid(pid);
+    },
+    stop,
   };
 }
 
@@ -266,31 +275,23 @@ async function openStampReceiver(name, bin) {
   for (let i = 0; i < 200 && !/^port \d+\n/.test(out); i++) await sleep(10);
   const port = Number(/^port (\d+)\n/.exec(out)?.[1]);
   if (!port) throw new Error(`${bin}: no port (${out.trim()})`);
-  return {
-    name,
-    port,
-    pid: 0,
-    setPid(pid) {
-      this.pid = pid;
-    },
-    async stop() {
-      rx.kill('SIGTERM');
-      await exited;
-      const arrivals = [];
-      const ts = [];
-      let unwrap = 0;
-      let last;
-      for (const line of out.split('\n').slice(1)) {
-        const [at, t] = line.split(' ').map(Number);
-        if (!Number.isFinite(at) || !Number.isFinite(t)) continue;
-        if (last !== undefined && t < last && last - t > 2 ** 31) unwrap += 2 ** 32;
-        last = t;
-        arrivals.push(at * 1000);
-        ts.push(t + unwrap);
-      }
-      return { name, arrivals, ts };
-    },
-  };
+  return receiverHandle(name, port, async () => {
+    rx.kill('SIGTERM');
+    await exited;
+    const arrivals = [];
+    const ts = [];
+    let unwrap = 0;
+    let last;
+    for (const line of out.split('\n').slice(1)) {
+      const [at, t] = line.split(' ').map(Number);
+      if (!Number.isFinite(at) || !Number.isFinite(t)) continue;
+      if (last !== undefined && t < last && last - t > 2 ** 31) unwrap += 2 ** 32;
+      last = t;
+      arrivals.push(at * 1000);
+      ts.push(t + unwrap);
+    }
+    return { name, arrivals, ts };
+  });
 }
 
 /** One speakerd on the rtp backend (`rtp` merged into its section), fed `input` by a decoder, not yet playing. */
