@@ -46,7 +46,20 @@ function usable(): boolean {
 function vlc(home: string) {
   const child = spawn(
     'ip',
-    ns!.exec(asUser(['env', `HOME=${home}`, 'vlc', '-I', 'rc', '--services-discovery', 'sap', '--no-video'])),
+    // XDG_RUNTIME_DIR: libpulse's runtime directory in the temporary home, not a /tmp/pulse-* left behind
+    ns!.exec(
+      asUser([
+        'env',
+        `HOME=${home}`,
+        `XDG_RUNTIME_DIR=${home}`,
+        'vlc',
+        '-I',
+        'rc',
+        '--services-discovery',
+        'sap',
+        '--no-video',
+      ]),
+    ),
     { stdio: ['pipe', 'pipe', 'pipe'] },
   ) as ChildProcessWithoutNullStreams;
   let out = '';
