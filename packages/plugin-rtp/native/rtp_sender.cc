@@ -30,7 +30,9 @@ using speakerd_rtp::Args;
 
 namespace {
 
-constexpr int64_t ERROR_REPORT_NS = 250'000'000;
+// The first error after a quiet second is reported at once, then at most one report a second (each wakes the main
+// thread: a destination that refuses every packet costs one wake-up a second, not one per packet or four)
+constexpr int64_t ERROR_REPORT_NS = 1'000'000'000;
 constexpr uint32_t RTP_HEADER = 12;
 // Real-time scheduling of the sender thread, when asked for (as MPD does for its output thread): SCHED_FIFO at
 // this priority, not inherited by children (SCHED_RESET_ON_FORK), and 1 ns timer slack.

@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { addonProblem, loadAddon, type RealtimeOutcome } from '@speakerd/plugin-sdk';
 
 /**
- * Called by the sender thread (through a ThreadSafeFunction, at most every 250 ms while errors happen) with the
+ * Called by the sender thread (through a ThreadSafeFunction, at most once a second while errors happen, the first at once) with the
  * last error and how many sends failed since the previous call.
  */
 export type NativeErrorHandler = (code: string, errno: number, count: number, to: string, message: string) => void;
