@@ -12,7 +12,6 @@ import {
   issuesFromZod,
   isSpeakerdError,
   type OptionIssue,
-  type SpeakerdPlugin,
 } from '@speakerd/plugin-sdk';
 import {
   HOST_KEYS,
@@ -23,9 +22,9 @@ import {
 } from './config-schema.js';
 import {
   AUTO_BACKEND,
-  BUILTIN_PLUGINS,
   findInstalledPlugins,
   loadPlugins,
+  sectionsInOrder,
   type LoadedPlugin,
   type PluginSet,
 } from './plugins.js';
@@ -359,13 +358,7 @@ export async function validateConfig(
 
   // every section is checked, the built-ins' first (in use or not), in the order of BUILTIN_PLUGINS
   const options = new Map<string, unknown>();
-  const schemas = new Map<string, SpeakerdPlugin['options']>();
-  for (const name of Object.keys(BUILTIN_PLUGINS)) {
-    const schema = plugins.byName.get(name)?.plugin.options ?? plugins.sections.get(name)?.options;
-    if (schema) schemas.set(name, schema);
-  }
-  for (const [name, loaded] of plugins.byName) if (!schemas.has(name)) schemas.set(name, loaded.plugin.options);
-  for (const [name, schema] of schemas) {
+  for (const { name, options: schema } of sectionsInOrder(plugins)) {
     const parsed = schema.safeParse(record[name] ?? {});
     if (parsed.success) options.set(name, parsed.data);
     else issues.push(...issuesFromZod(parsed.error, [name]));

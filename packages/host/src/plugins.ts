@@ -410,6 +410,25 @@ export async function loadPlugins(
   return { byName, bySpec, sections: sectionsOf };
 }
 
+/**
+ * Every section a plugin set checks, in the order speakerd reports them: the built-ins first, in the order of
+ * BUILTIN_PLUGINS (loaded, or only their section), then the other loaded plugins as loaded.
+ */
+export function sectionsInOrder(set: PluginSet): BuiltinSection[] {
+  const out: BuiltinSection[] = [];
+  const of = (name: string, p: LoadedPlugin): BuiltinSection => {
+    const { description } = p.plugin.manifest;
+    return { name, options: p.plugin.options, ...(description === undefined ? {} : { description }) };
+  };
+  for (const name of Object.keys(BUILTIN_PLUGINS)) {
+    const loaded = set.byName.get(name);
+    const section = loaded ? of(name, loaded) : set.sections.get(name);
+    if (section) out.push(section);
+  }
+  for (const [name, p] of set.byName) if (!(name in BUILTIN_PLUGINS)) out.push(of(name, p));
+  return out;
+}
+
 /** The outputs `backend: "auto"` tries, in order (as MPD, with no output configured, tries the sound card first). */
 export const AUTO_CANDIDATES = ['alsa', 'rtp'] as const;
 

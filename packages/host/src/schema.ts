@@ -1,8 +1,8 @@
 import { dirname } from 'node:path';
-import { SpeakerdError, isSpeakerdError, issuesFromZod, z, type SpeakerdPlugin } from '@speakerd/plugin-sdk';
+import { SpeakerdError, isSpeakerdError, issuesFromZod, z } from '@speakerd/plugin-sdk';
 import { ConfigError, findConfigFile } from './config.js';
 import { HOST_KEYS, hostConfigSchema } from './config-schema.js';
-import { BUILTIN_PLUGINS, findInstalledPlugins, loadPlugins, type PluginSet } from './plugins.js';
+import { BUILTIN_PLUGINS, findInstalledPlugins, loadPlugins, sectionsInOrder, type PluginSet } from './plugins.js';
 
 /**
  * The JSON Schema of speakerrc, made from the zod schemas speakerd validates with: the host's keys at the top,
@@ -107,19 +107,13 @@ export function buildConfigSchema(sections: readonly SchemaSection[], unloaded: 
   };
 }
 
-function sectionOf(name: string, plugin: SpeakerdPlugin): SchemaSection {
-  const { description } = plugin.manifest;
-  return { name, options: plugin.options, ...(description === undefined ? {} : { description }) };
-}
-
 /**
  * The schema of speakerd itself: the host's keys and the built-in plugins' sections, whatever is installed or
  * configured. This is `packages/host/speakerrc.schema.json`.
  */
 export async function builtinConfigSchema(): Promise<JsonSchema> {
   const builtins = Object.keys(BUILTIN_PLUGINS);
-  const { byName } = await loadPlugins(builtins[0]!, builtins, process.cwd());
-  return buildConfigSchema([...byName].map(([name, p]) => sectionOf(name, p.plugin)));
+  return buildConfigSchema(sectionsInOrder(await loadPlugins(builtins[0]!, builtins, process.cwd())));
 }
 
 /**
@@ -141,10 +135,9 @@ export async function configSchema(explicit: string | undefined, cwd = process.c
     .safeParse({ backend: record.backend, plugins: record.plugins });
   if (!which.success) throw new ConfigError(file, issuesFromZod(which.error));
   const { backend, plugins: extra } = which.data;
-  let byName: PluginSet['byName'];
-  let sections: PluginSet['sections'];
+  let plugins: PluginSet;
   try {
-    ({ byName, sections } = await loadPlugins(backend, extra, dir));
+    plugins = await loadPlugins(backend, extra, dir);
   } catch (err) {
     if (!isSpeakerdError(err)) throw err;
     const where = extra.includes(err.plugin ?? '') ? 'plugins' : 'backend';
@@ -156,19 +149,8 @@ export async function configSchema(explicit: string | undefined, cwd = process.c
   // as speakerd matches the keys of sections it keeps unchecked: the package's short name without its scope
   const unloaded = findInstalledPlugins(dir)
     .map((p) => p.name.replace(/^@[^/]+\//, ''))
-    .filter((name) => !byName.has(name) && !sections.has(name) && !HOST_KEYS.has(name));
-  return buildConfigSchema(
-    [...[...byName].map(([name, p]) => sectionOf(name, p.plugin)), ...sections.values()].sort(
-      (a, b) => order(a.name) - order(b.name),
-    ),
-    [...new Set(unloaded)],
-  );
-}
-
-/** The built-ins first, in their order, then the others as loaded (Array.prototype.sort is stable). */
-function order(name: string): number {
-  const i = Object.keys(BUILTIN_PLUGINS).indexOf(name);
-  return i < 0 ? Number.MAX_SAFE_INTEGER : i;
+    .filter((name) => !plugins.byName.has(name) && !plugins.sections.has(name) && !HOST_KEYS.has(name));
+  return buildConfigSchema(sectionsInOrder(plugins), [...new Set(unloaded)]);
 }
 
 /** A schema as `speakerd schema` prints it. */
